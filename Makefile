@@ -1,0 +1,51 @@
+# fnhost: `make serve` runs it, `make test` tests it; both install what they need first.
+SWIFT    ?= swift
+CC       ?= cc
+CONFIG   ?= debug
+BUILD    := .build/$(CONFIG)
+FNHOST   := $(BUILD)/fnhost
+FUNCTIONS ?= functions
+VENV     := .venv
+PYTHON   := $(VENV)/bin/python
+BROKER   ?= redis://127.0.0.1:6379/0
+BACKEND  ?= redis://127.0.0.1:6379/1
+
+.PHONY: all deps build functions serve test unit-test interop-test venv lint clean
+
+all: build functions
+
+# Debian packages the build, the examples and the tests need (installed only when missing).
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build -c $(CONFIG) --product fnhost
+
+# The example plugins, compiled into functions/ (never committed).
+functions: build
+	$(CC) -O2 -Wall -Werror -shared -fPIC $$($(FNHOST) cflags) -o $(FUNCTIONS)/libmath.so.tmp functions/src/math/math.c
+	mv -f $(FUNCTIONS)/libmath.so.tmp $(FUNCTIONS)/libmath.so
+	$(SWIFT) build -c $(CONFIG) --product text
+	cp $(BUILD)/libtext.so $(FUNCTIONS)/libtext.so.tmp && mv -f $(FUNCTIONS)/libtext.so.tmp $(FUNCTIONS)/libtext.so
+
+serve: functions
+	@scripts/ensure-redis.sh 127.0.0.1 6379
+	$(FNHOST) serve --functions $(FUNCTIONS) --broker $(BROKER) --backend $(BACKEND)
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: Tests/interop/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r Tests/interop/requirements.txt
+	touch $@
+
+unit-test: deps
+	$(SWIFT) test
+
+interop-test: functions venv
+	FNHOST=$(abspath $(FNHOST)) $(PYTHON) -m pytest -q Tests/interop
+
+# Every test: Swift unit tests, then the interop suite against real Celery and redis-server.
+test: unit-test interop-test
+
+clean:
+	rm -rf .build $(FUNCTIONS)/*.so

@@ -1,0 +1,95 @@
+// swift-tools-version:6.0
+// fnhost: a Celery worker that runs native task plugins. See README.md and design.md.
+import PackageDescription
+
+let package = Package(
+    name: "fnhost",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "fnhost", targets: ["fnhost"]),
+        .library(name: "FnHostKit", targets: ["FnHostKit"]),
+        // Example Swift plugin: `make functions` (or `swift package build-functions`) puts
+        // libtext.so into functions/.
+        .library(name: "text", type: .dynamic, targets: ["TextFunctions"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // The plugin contract, nothing else: include/fnhost.h.
+        .target(name: "CFnHostABI"),
+
+        // C helpers Swift cannot import directly (prctl, wait status macros); not the plugin ABI.
+        .target(name: "CFnHostSupport"),
+
+        // System libraries, each a module map over Debian's -dev package.
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+        .systemLibrary(name: "CFFI", pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+
+        // Pure values and codecs of the Celery wire protocol; no I/O.
+        .target(name: "CeleryProtocol"),
+
+        // Broker / result backend seams, dispatcher, policies, outcome handling, in-memory broker.
+        .target(
+            name: "FnHostCore",
+            dependencies: ["CeleryProtocol", .product(name: "Logging", package: "swift-log")]
+        ),
+
+        // kombu-compatible Redis broker and Celery's Redis result backend, over hiredis.
+        .target(
+            name: "FnHostRedis",
+            dependencies: ["FnHostCore", "CeleryProtocol", "CHiredis", .product(name: "Logging", package: "swift-log")]
+        ),
+
+        // Plugin loading (in worker processes only), the ABI table, libffi calls, task options.
+        .target(
+            name: "FnHostPlugins",
+            dependencies: ["FnHostCore", "CeleryProtocol", "CFnHostABI", "CFFI", "COpenSSL"]
+        ),
+
+        // Worker processes: posix_spawn, IPC frames, supervision, the worker's own main loop.
+        .target(
+            name: "FnHostPool",
+            dependencies: ["FnHostCore", "FnHostPlugins", "CeleryProtocol", "CFnHostSupport", .product(name: "Logging", package: "swift-log")]
+        ),
+
+        // A thin Swift layer over the C ABI for writing plugins in Swift.
+        .target(name: "FnHostKit", dependencies: ["CFnHostABI"]),
+
+        // The command-line tool: serve, list, call, cflags, routes; hidden `worker` subcommand.
+        .executableTarget(
+            name: "fnhost",
+            dependencies: [
+                "FnHostCore", "FnHostRedis", "FnHostPool", "FnHostPlugins", "CeleryProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+
+        // Example plugin written in Swift with FnHostKit.
+        // exports.map keeps every symbol but fnhost_plugin_init/fini private to libtext.so.
+        .target(
+            name: "TextFunctions", dependencies: ["FnHostKit"], path: "functions/src/text", exclude: ["exports.map"],
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/functions/src/text/exports.map"])]
+        ),
+
+        // `swift package --allow-writing-to-package-directory build-functions`
+        .plugin(
+            name: "BuildFunctions",
+            capability: .command(
+                intent: .custom(verb: "build-functions", description: "Build every plugin product into functions/"),
+                permissions: [.writeToPackageDirectory(reason: "Installs the built plugins into functions/")]
+            )
+        ),
+
+        .testTarget(name: "CeleryProtocolTests", dependencies: ["CeleryProtocol"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "FnHostCoreTests", dependencies: ["FnHostCore", "CeleryProtocol"]),
+        .testTarget(name: "FnHostPluginsTests", dependencies: ["FnHostPlugins", "FnHostCore", "CFFI", "CRabbitMQ", "CHiredis"]),
+        .testTarget(name: "FnHostPoolTests", dependencies: ["FnHostPool", "FnHostCore"]),
+    ]
+)

@@ -1,0 +1,40 @@
+import CeleryProtocol
+
+/// A message broker as fnhost consumes it: RabbitMQ or Redis (kombu layout), or in memory.
+///
+/// Threading: `fetch` is called from the consumer thread only; `ack`, `requeue`, `publish` and
+/// `declare` from the outcome handler's thread (and once at start). An implementation keeps a
+/// connection per calling thread and never blocks the Swift cooperative pool.
+public protocol Broker: AnyObject, Sendable {
+    /// Declares the queues fnhost consumes, the way kombu does (bindings on Redis).
+    func declare(queues: [String]) throws
+
+    /// Takes up to `plan.total` messages (at most each entry's limit from its queue), waiting up
+    /// to `timeout` seconds for the first. Each returned delivery is already recorded as
+    /// unacknowledged, so a crash after this call loses nothing.
+    func fetch(_ plan: FetchPlan, timeout: Double) throws -> [Delivery]
+
+    /// Acknowledges (removes for good) the deliveries. Acknowledging twice is harmless.
+    func ack(_ deliveries: [Delivery]) throws
+
+    /// Gives deliveries back to the front of their queues, marked redelivered (warm shutdown,
+    /// reject with requeue). A delivery already acknowledged or restored is left alone.
+    func requeue(_ deliveries: [Delivery]) throws
+
+    /// Publishes a serialized message to `queue` through the default exchange.
+    func publish(_ message: TaskMessage, toQueue queue: String) throws
+
+    /// Wakes a blocked `fetch` early and closes connections; later calls fail.
+    func close()
+}
+
+/// Where task results go: Redis, rpc://, or in memory.
+///
+/// Threading: called from the outcome handler's thread only.
+public protocol ResultBackend: AnyObject, Sendable {
+    /// Stores and announces each result, in order. A stored SUCCESS is never overwritten.
+    func store(_ results: [ResultMeta]) throws
+
+    /// Closes connections.
+    func close()
+}

@@ -1,0 +1,345 @@
+import CeleryProtocol
+import Logging
+
+/// The host's decision-maker: from message headers alone it decides whether a delivery runs,
+/// fails, waits for its ETA or is dropped, and it starts tasks only where a slot is free.
+///
+/// Capacity: at most `concurrency` tasks run at once in all, and at most a function's own
+/// `concurrency` option of that function. Prefetch: at most `concurrency x prefetchMultiplier`
+/// deliveries are held (reserved or running), and at most `min(function concurrency,
+/// concurrency) x prefetchMultiplier` of one function; `fetchPlan()` asks only for what fits,
+/// so nothing is fetched that has nowhere to run. Deliveries held for an ETA do not count.
+///
+/// Threading: every method may be called from any thread; state is behind one lock, and the
+/// executor and the outcome handler are always called with the lock released.
+public final class Dispatcher: @unchecked Sendable {
+    /// Settings of the dispatcher, with Celery's names.
+    public struct Configuration: Sendable {
+        /// The most tasks running at once (`-c/--concurrency`).
+        public var concurrency: Int
+        /// `worker_prefetch_multiplier`.
+        public var prefetchMultiplier: Int
+        /// Extra queues every function consumes (`-Q`), besides its own.
+        public var sharedQueues: [String]
+
+        public init(concurrency: Int, prefetchMultiplier: Int = 4, sharedQueues: [String] = []) {
+            self.concurrency = max(1, concurrency)
+            self.prefetchMultiplier = max(1, prefetchMultiplier)
+            self.sharedQueues = sharedQueues
+        }
+    }
+
+    private enum Phase { case running, draining, abandoning }
+
+    private let registry: TaskRegistry
+    private let configuration: Configuration
+    private let executor: any TaskExecutor
+    private let outcomes: OutcomeHandler
+    private let logger: Logger
+    private let clock: @Sendable () -> Double
+    private let lock = ConditionLock()
+
+    private var phase = Phase.running
+    private var reserved: [String: [TaskRequest]] = [:]
+    private var running: [String: Int] = [:]
+    private var held: [String: Int] = [:]
+    private var totalRunning = 0
+    private var totalHeld = 0
+    private var scheduled: [String: TaskRequest] = [:]
+    private var queueOrder: [String]
+    /// Every queue consumed, with the functions that consume it (`nil`: all of them).
+    private let queueFunctions: [String: Set<String>?]
+    /// Function names in the order `pump` serves them (rotated for fairness).
+    private var functionOrder: [String]
+
+    public init(registry: TaskRegistry, configuration: Configuration, executor: any TaskExecutor,
+                outcomes: OutcomeHandler, logger: Logger, clock: @escaping @Sendable () -> Double = CeleryTime.now) {
+        self.registry = registry
+        self.configuration = configuration
+        self.executor = executor
+        self.outcomes = outcomes
+        self.logger = logger
+        self.clock = clock
+        var queues: [String: Set<String>?] = [:]
+        for f in registry.functions.values {
+            if case .some(.some(var names)) = queues[f.queue] {
+                names.insert(f.name)
+                queues[f.queue] = .some(names)
+            } else if queues[f.queue] == nil {
+                queues[f.queue] = .some([f.name])
+            }
+        }
+        for q in configuration.sharedQueues { queues[q] = .some(nil) }
+        self.queueFunctions = queues
+        self.queueOrder = queues.keys.sorted()
+        self.functionOrder = registry.functions.keys.sorted()
+    }
+
+    /// Every queue the host consumes.
+    public var queues: [String] { queueOrder.sorted() }
+
+    private func limit(of function: String) -> Int {
+        let own = registry[function]?.options.concurrency ?? configuration.concurrency
+        return min(own, configuration.concurrency)
+    }
+
+    // MARK: Fetching
+
+    /// What may be fetched now, or `nil` when nothing fits (or the host is draining).
+    public func fetchPlan() -> FetchPlan? {
+        lock.withLock { makePlan() }
+    }
+
+    /// Waits up to `timeout` seconds for capacity, then returns the plan (or `nil`).
+    public func waitForFetchPlan(timeout: Double) -> FetchPlan? {
+        let deadline = monotonicNow() + timeout
+        return lock.withLock {
+            while true {
+                if let plan = makePlan() { return plan }
+                if phase == .draining || !lock.wait(until: deadline) { return nil }
+            }
+        }
+    }
+
+    private func makePlan() -> FetchPlan? {
+        guard phase == .running else { return nil }
+        let room = configuration.concurrency * configuration.prefetchMultiplier - totalHeld
+        guard room > 0 else { return nil }
+        var entries: [FetchPlan.Entry] = []
+        for queue in queueOrder {
+            guard let consumers = queueFunctions[queue] else { continue }
+            let queueRoom: Int
+            if let names = consumers {
+                queueRoom = names.map { limit(of: $0) * configuration.prefetchMultiplier - (held[$0] ?? 0) }.max() ?? 0
+            } else {
+                queueRoom = room
+            }
+            if queueRoom > 0 { entries.append(.init(queue: queue, limit: min(queueRoom, room))) }
+        }
+        guard !entries.isEmpty else { return nil }
+        if queueOrder.count > 1 { queueOrder.append(queueOrder.removeFirst()) }
+        return FetchPlan(entries: entries, total: room)
+    }
+
+    // MARK: Receiving
+
+    /// Takes fetched deliveries: each is settled at once (undecodable, unknown task, expired),
+    /// scheduled for its ETA, or reserved to run. During a drain, deliveries are given back.
+    public func received(_ deliveries: [Delivery]) {
+        var settlements: [Settlement] = []
+        var scheduleLater: [(TaskRequest, Double)] = []
+        let now = clock()
+        lock.withLock {
+            for delivery in deliveries {
+                if phase == .draining {
+                    settlements.append(Settlement(delivery: delivery, disposition: .requeue))
+                    continue
+                }
+                switch classify(delivery, now: now) {
+                case .settle(let settlement): settlements.append(settlement)
+                case .run(let request): reserve(request)
+                case .schedule(let request, let eta):
+                    scheduled[request.id + "\u{0}" + delivery.tag] = request
+                    scheduleLater.append((request, eta))
+                }
+            }
+        }
+        for settlement in settlements { outcomes.submit(settlement) }
+        for (request, eta) in scheduleLater { scheduleETA(request, at: eta) }
+        pump()
+    }
+
+    private enum Decision {
+        case settle(Settlement)
+        case run(TaskRequest)
+        case schedule(TaskRequest, eta: Double)
+    }
+
+    private func classify(_ delivery: Delivery, now: Double) -> Decision {
+        let message: TaskMessage
+        switch delivery.message {
+        case .failure(let problem):
+            guard let id = problem.taskId else {
+                logger.error("dropping an unreadable message from queue \(delivery.queue): \(problem.reason)")
+                return .settle(Settlement(delivery: delivery, disposition: .ack))
+            }
+            logger.error("task \(problem.taskName ?? "?")[\(id)] from queue \(delivery.queue) cannot run: \(problem.reason)")
+            return .settle(Settlement(delivery: delivery, results: [.exception(problem.exception, taskId: id)], disposition: .ack))
+        case .success(let m):
+            message = m
+        }
+        guard let function = registry[message.task] else {
+            logger.error("received unregistered task \(message.task)[\(message.id)] on queue \(delivery.queue): storing NotRegistered")
+            return .settle(Settlement(
+                delivery: delivery,
+                results: message.ignoreResult == true ? [] : [.exception(.notRegistered(message.task), taskId: message.id,
+                                                                          groupId: message.group, parentId: message.parentId)],
+                disposition: .ack))
+        }
+        if let problem = message.contentProblem() {
+            logger.error("task \(message.task)[\(message.id)] refused: \(problem.reason)")
+            return .settle(Settlement.of(TaskRequest(delivery: delivery, message: message, function: function), outcome: .rejected(problem)))
+        }
+        let request = TaskRequest(delivery: delivery, message: message, function: function)
+        if let expires = message.expires, expires <= now {
+            return .settle(revoked(request))
+        }
+        if let eta = message.eta, eta > now + 0.001 {
+            return .schedule(request, eta: eta)
+        }
+        return .run(request)
+    }
+
+    private func revoked(_ request: TaskRequest) -> Settlement {
+        logger.info("task \(request.name)[\(request.id)] expired before it ran: storing REVOKED")
+        let meta = ResultMeta.exception(TaskException(type: "TaskRevokedError", module: "celery.exceptions", message: "expired"),
+                                        state: .revoked, taskId: request.id, groupId: request.message.group, parentId: request.message.parentId)
+        return Settlement(delivery: request.delivery, results: request.storesResult ? [meta] : [], disposition: .ack)
+    }
+
+    private func reserve(_ request: TaskRequest) {
+        reserved[request.function.name, default: []].append(request)
+        held[request.function.name, default: 0] += 1
+        totalHeld += 1
+    }
+
+    /// ETA tasks are held unacknowledged in memory until due, as Celery's worker does.
+    private func scheduleETA(_ request: TaskRequest, at eta: Double) {
+        let key = request.id + "\u{0}" + request.delivery.tag
+        let delay = max(0, eta - clock())
+        startTimer(after: delay) { [weak self] in
+            guard let self else { return }
+            let ready: TaskRequest? = self.lock.withLock {
+                guard self.phase == .running, let request = self.scheduled.removeValue(forKey: key) else { return nil }
+                return request
+            }
+            guard let ready else { return }
+            if let expires = ready.message.expires, expires <= self.clock() {
+                self.outcomes.submit(self.revoked(ready))
+                return
+            }
+            self.lock.withLock { self.reserve(ready) }
+            self.pump()
+        }
+    }
+
+    // MARK: Running
+
+    /// Starts every reserved request that has a free slot.
+    private func pump() {
+        var starts: [TaskRequest] = []
+        lock.withLock {
+            guard phase == .running || phase == .draining else { return }
+            var progressed = true
+            while progressed && totalRunning < configuration.concurrency {
+                progressed = false
+                for name in functionOrder {
+                    guard totalRunning < configuration.concurrency else { break }
+                    guard var queue = reserved[name], !queue.isEmpty, (running[name] ?? 0) < limit(of: name) else { continue }
+                    starts.append(queue.removeFirst())
+                    reserved[name] = queue
+                    running[name, default: 0] += 1
+                    totalRunning += 1
+                    progressed = true
+                }
+                if functionOrder.count > 1 { functionOrder.append(functionOrder.removeFirst()) }
+            }
+        }
+        for request in starts { start(request) }
+    }
+
+    private func start(_ request: TaskRequest) {
+        if let expires = request.message.expires, expires <= clock() {
+            finishBookkeeping(request)
+            outcomes.submit(revoked(request))
+            pump()
+            return
+        }
+        if !request.function.options.acksLate {
+            outcomes.submit(Settlement(delivery: request.delivery, disposition: .ack))
+        }
+        logger.debug("task \(request.name)[\(request.id)] started")
+        executor.execute(request) { [self] outcome in finished(request, outcome: outcome) }
+    }
+
+    private func finished(_ request: TaskRequest, outcome: TaskOutcome) {
+        finishBookkeeping(request)
+        switch outcome {
+        case .success: logger.debug("task \(request.name)[\(request.id)] succeeded")
+        case .failure(let e, _): logger.info("task \(request.name)[\(request.id)] failed: \(e.type): \(e.message)")
+        case .workerLost(let how): logger.warning("task \(request.name)[\(request.id)]: worker process lost (\(how))")
+        case .timeLimitExceeded(let s): logger.warning("task \(request.name)[\(request.id)]: hard time limit (\(s)s) exceeded")
+        case .retry(let c, let r): logger.info("task \(request.name)[\(request.id)] asks for a retry in \(c.map { "\($0)s" } ?? "its default delay"): \(r)")
+        case .rejected(let p): logger.error("task \(request.name)[\(request.id)] rejected: \(p.reason)")
+        }
+        let abandoning = lock.withLock { phase == .abandoning }
+        if abandoning {
+            // Cold shutdown: the task's result is not trusted to be complete; run it again elsewhere.
+            if request.function.options.acksLate { outcomes.submit(Settlement(delivery: request.delivery, disposition: .requeue)) }
+            return
+        }
+        outcomes.submit(Settlement.of(request, outcome: outcome, now: clock()))
+        pump()
+    }
+
+    fileprivate func setAbandoning() -> Int {
+        lock.withLock {
+            phase = .abandoning
+            return totalRunning
+        }
+    }
+
+    private func finishBookkeeping(_ request: TaskRequest) {
+        lock.withLock {
+            let name = request.function.name
+            running[name, default: 1] -= 1
+            held[name, default: 1] -= 1
+            totalRunning -= 1
+            totalHeld -= 1
+            lock.broadcast()
+        }
+    }
+
+    // MARK: Shutdown
+
+    /// Stops fetching and takes back every delivery not started yet (reserved or waiting for an
+    /// ETA), returning them to be given back to the broker. Running tasks go on.
+    public func drain() -> [Delivery] {
+        lock.withLock {
+            phase = .draining
+            var back: [Delivery] = []
+            for (name, queue) in reserved {
+                back.append(contentsOf: queue.map(\.delivery))
+                held[name, default: 0] -= queue.count
+                totalHeld -= queue.count
+            }
+            reserved = [:]
+            back.append(contentsOf: scheduled.values.map(\.delivery))
+            scheduled = [:]
+            lock.broadcast()
+            return back
+        }
+    }
+
+    /// Waits until no task is running, up to `timeout` seconds; false on timeout.
+    public func waitUntilIdle(timeout: Double) -> Bool {
+        let deadline = monotonicNow() + timeout
+        return lock.withLock {
+            while totalRunning > 0 {
+                if !lock.wait(until: deadline) { return totalRunning == 0 }
+            }
+            return true
+        }
+    }
+
+    /// Tasks running now.
+    public var runningCount: Int { lock.withLock { totalRunning } }
+}
+
+extension Dispatcher {
+    /// Cold shutdown: every task still running will have its delivery given back to the queue
+    /// (with `acks_late`) instead of settled, whatever its outcome. Returns how many run now.
+    public func abandonRunning() -> Int {
+        setAbandoning()
+    }
+}

@@ -1,0 +1,116 @@
+import CeleryProtocol
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Performs settlements on the broker and the result backend, on a thread of its own, in batches.
+///
+/// Guarantees: settlements are carried out in the order submitted; within a batch every publish
+/// happens before any result is stored, and every result is stored before any delivery is
+/// acknowledged or given back. A batch that fails (broker or backend down) is retried with
+/// capped backoff until it succeeds or the handler is stopped: nothing is dropped, and a
+/// delivery is never acknowledged before its result is written.
+public final class OutcomeHandler: @unchecked Sendable {
+    private let broker: any Broker
+    private let backend: (any ResultBackend)?
+    private let logger: Logger
+    private let lock = ConditionLock()
+    private var pending: [Settlement] = []
+    private var inFlight = 0
+    private var stopping = false
+    private var thread: pthread_t?
+    /// The most settlements carried out in one round trip.
+    public let batchSize: Int
+
+    public init(broker: any Broker, backend: (any ResultBackend)?, logger: Logger, batchSize: Int = 256) {
+        self.broker = broker
+        self.backend = backend
+        self.logger = logger
+        self.batchSize = batchSize
+    }
+
+    /// Starts the handler's thread.
+    public func start() {
+        thread = startThread(name: "fnhost-outcomes") { [self] in run() }
+    }
+
+    /// Queues a settlement.
+    public func submit(_ settlement: Settlement) {
+        lock.withLock {
+            pending.append(settlement)
+            lock.broadcast()
+        }
+    }
+
+    /// Waits until everything submitted so far is carried out, up to `timeout` seconds.
+    /// Returns false on timeout.
+    @discardableResult
+    public func flush(timeout: Double) -> Bool {
+        let deadline = monotonicNow() + timeout
+        return lock.withLock {
+            while !pending.isEmpty || inFlight > 0 {
+                if !lock.wait(until: deadline) { return false }
+            }
+            return true
+        }
+    }
+
+    /// Stops the thread after the current batch; what is still pending is reported and left.
+    public func stop() {
+        let left = lock.withLock {
+            stopping = true
+            lock.broadcast()
+            return pending.count
+        }
+        if let thread { pthread_join(thread, nil) }
+        if left > 0 { logger.warning("outcome handler stopped with \(left) settlements not carried out; their deliveries stay unacknowledged and will be redelivered") }
+    }
+
+    private func run() {
+        while true {
+            let batch: [Settlement] = lock.withLock {
+                while pending.isEmpty && !stopping { lock.wait() }
+                if stopping && pending.isEmpty { return [] }
+                let n = min(batchSize, pending.count)
+                let batch = Array(pending.prefix(n))
+                pending.removeFirst(n)
+                inFlight = n
+                return batch
+            }
+            if batch.isEmpty { return }
+            var delay = 0.05
+            while true {
+                do {
+                    try perform(batch)
+                    break
+                } catch {
+                    logger.error("settling \(batch.count) outcomes failed, retrying in \(delay)s: \(error)")
+                    if lock.withLock({ stopping }) {
+                        lock.withLock { pending.insert(contentsOf: batch, at: 0); inFlight = 0; lock.broadcast() }
+                        return
+                    }
+                    sleepSeconds(delay)
+                    delay = min(delay * 2, 5)
+                }
+            }
+            lock.withLock {
+                inFlight = 0
+                lock.broadcast()
+            }
+        }
+    }
+
+    private func perform(_ batch: [Settlement]) throws {
+        for settlement in batch {
+            for (queue, message) in settlement.publish { try broker.publish(message, toQueue: queue) }
+        }
+        let results = batch.flatMap(\.results)
+        if !results.isEmpty, let backend { try backend.store(results) }
+        let acks = batch.compactMap { $0.disposition == .ack ? $0.delivery : nil }
+        if !acks.isEmpty { try broker.ack(acks) }
+        let requeues = batch.compactMap { $0.disposition == .requeue ? $0.delivery : nil }
+        if !requeues.isEmpty { try broker.requeue(requeues) }
+    }
+}

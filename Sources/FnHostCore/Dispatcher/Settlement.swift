@@ -1,0 +1,92 @@
+import CeleryProtocol
+
+/// What must happen on the broker and the backend once something is decided about a delivery:
+/// messages to publish first, then results to store, then the delivery acknowledged or given back.
+///
+/// The order is the at-least-once promise: a delivery is acknowledged only after its result
+/// (and any follow-up message) is safely written; if fnhost dies before, the broker redelivers.
+public struct Settlement: Sendable {
+    /// What becomes of the delivery.
+    public enum Disposition: Sendable, Equatable {
+        /// Acknowledge: done with it for good.
+        case ack
+        /// Give it back to its queue (warm shutdown, reject with requeue).
+        case requeue
+        /// Nothing: it was already acknowledged (early ack) or there is nothing to acknowledge.
+        case none
+    }
+
+    public var delivery: Delivery?
+    public var publish: [(queue: String, message: TaskMessage)]
+    public var results: [ResultMeta]
+    public var disposition: Disposition
+
+    public init(delivery: Delivery?, publish: [(queue: String, message: TaskMessage)] = [], results: [ResultMeta] = [], disposition: Disposition) {
+        self.delivery = delivery
+        self.publish = publish
+        self.results = results
+        self.disposition = disposition
+    }
+
+    /// The settlement of a finished request (Celery's acks_late rules, celery-protocol.md §1.6, §5).
+    ///
+    /// - success: SUCCESS stored (unless results are ignored), then acked.
+    /// - failure / rejected / time limit: FAILURE stored (unless ignored), then acked.
+    /// - worker lost: with `acks_late` and `reject_on_worker_lost`, requeued; else FAILURE
+    ///   `WorkerLostError`, acked.
+    /// - retry: a copy with `retries + 1` and an `eta` is published to the same queue, RETRY
+    ///   stored, then acked; past `max_retries`, FAILURE `MaxRetriesExceededError`.
+    /// When the request was acknowledged early (`acks_late: false`) the disposition is `.none`.
+    public static func of(_ request: TaskRequest, outcome: TaskOutcome, now: Double = CeleryTime.now()) -> Settlement {
+        let done: Disposition = request.function.options.acksLate ? .ack : .none
+        let message = request.message
+        func result(_ meta: ResultMeta) -> [ResultMeta] { request.storesResult ? [meta] : [] }
+        func failed(_ exception: TaskException, traceback: String? = nil) -> Settlement {
+            Settlement(delivery: request.delivery,
+                       results: result(.exception(exception, taskId: message.id, traceback: traceback,
+                                                  groupId: message.group, parentId: message.parentId)),
+                       disposition: done)
+        }
+        switch outcome {
+        case .success(let json):
+            return Settlement(delivery: request.delivery,
+                              results: result(.success(taskId: message.id, resultJSON: json, groupId: message.group, parentId: message.parentId)),
+                              disposition: done)
+        case .failure(let exception, let traceback):
+            return failed(exception, traceback: traceback)
+        case .rejected(let problem):
+            return failed(problem.exception)
+        case .timeLimitExceeded(let seconds):
+            return failed(TaskException(type: "TimeLimitExceeded", module: "billiard.exceptions", message: "TimeLimitExceeded(\(seconds),)"))
+        case .workerLost(let how):
+            if request.function.options.acksLate && request.function.options.rejectOnWorkerLost {
+                return Settlement(delivery: request.delivery, disposition: .requeue)
+            }
+            return failed(.workerLost(how))
+        case .retry(let countdown, let reason):
+            let options = request.function.options
+            if let max = options.maxRetries, message.retries + 1 > max {
+                return failed(TaskException(
+                    type: "MaxRetriesExceededError", module: "celery.exceptions",
+                    message: "Can't retry \(message.task)[\(message.id)]: \(max) retries exceeded (last reason: \(reason))"))
+            }
+            let delay = (countdown ?? -1) >= 0 ? countdown! : options.defaultRetryDelay
+            var headers = message.headers
+            headers["retries"] = .int(Int64(message.retries + 1))
+            headers["eta"] = .string(CeleryTime.isoformat(now + delay))
+            if headers["parent_id"]?.isNull ?? true { headers["parent_id"] = .string(message.id) }
+            do {
+                let next = try TaskMessage(headers: headers, contentType: message.contentType, contentEncoding: message.contentEncoding,
+                                           body: message.body, correlationId: message.correlationId, replyTo: message.replyTo,
+                                           priority: message.priority)
+                let retryMeta = ResultMeta.exception(
+                    TaskException(type: "Retry", module: "celery.exceptions", message: "Retry in \(delay)s: \(reason)"),
+                    state: .retry, taskId: message.id, groupId: message.group, parentId: message.parentId)
+                return Settlement(delivery: request.delivery, publish: [(request.delivery.queue, next)],
+                                  results: result(retryMeta), disposition: done)
+            } catch {
+                return failed(TaskException(type: "RuntimeError", module: "builtins", message: "cannot build the retry message: \(error)"))
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+import CeleryProtocol
+import FnHostCore
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs tasks in worker processes: one pool per plugin, one task per process at a time
+/// (Celery's prefork), at most `maxProcesses` processes in all.
+///
+/// A task goes to an idle process of its plugin's pool; otherwise a new process is started,
+/// first stopping an idle process of another pool when the cap is reached. A process that dies
+/// is reaped and its task ends as `workerLost` (or `timeLimitExceeded` when the host killed it
+/// at the hard time limit); the next task of that plugin starts a fresh process. The host never
+/// goes down with a plugin.
+///
+/// Threading: `execute` from any thread; process events arrive on each process's reader thread.
+public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
+    private struct Slot {
+        let process: WorkerProcess
+        var task: (request: TaskRequest, completion: @Sendable (TaskOutcome) -> Void, serial: Int)?
+        var timeLimitHit: Double?
+        var stopping = false
+    }
+
+    private let launch: @Sendable (String) -> WorkerProcess.LaunchSpec?
+    private let logger: Logger
+    private let lock = ConditionLock()
+    private var slots: [pid_t: Slot] = [:]
+    private var waiting: [(request: TaskRequest, completion: @Sendable (TaskOutcome) -> Void)] = []
+    private var serial = 0
+    private var closed = false
+    /// The most worker processes alive at once.
+    public let maxProcesses: Int
+
+    /// `launch` gives the spec for a plugin file name (`nil`: the plugin is unknown).
+    public init(maxProcesses: Int, logger: Logger, launch: @escaping @Sendable (String) -> WorkerProcess.LaunchSpec?) {
+        self.maxProcesses = max(1, maxProcesses)
+        self.logger = logger
+        self.launch = launch
+    }
+
+    /// Takes over an already running, ready process (a plugin probe) as an idle worker.
+    public func adopt(_ process: WorkerProcess) {
+        let keep = lock.withLock { () -> Bool in
+            guard !closed, slots.count < maxProcesses else { return false }
+            slots[process.pid] = Slot(process: process)
+            return true
+        }
+        if !keep { process.shutdown() }
+    }
+
+    /// The event handler every process of this executor reports to.
+    public var events: @Sendable (WorkerProcess, WorkerProcess.Event) -> Void {
+        { [weak self] process, event in self?.handle(process, event) }
+    }
+
+    public func execute(_ request: TaskRequest, completion: @escaping @Sendable (TaskOutcome) -> Void) {
+        lock.withLock { waiting.append((request, completion)) }
+        assign()
+    }
+
+    /// Hands waiting tasks to idle processes, starting processes as needed. A process counts
+    /// against the cap until it has exited, so at the cap an idle process of another plugin is
+    /// asked to exit first and the task is placed when it has.
+    private func assign() {
+        var toRun: [(WorkerProcess, TaskRequest, Int)] = []
+        var toStop: [WorkerProcess] = []
+        var failed: [(@Sendable (TaskOutcome) -> Void, TaskException)] = []
+        lock.withLock {
+            guard !closed else { return }
+            var index = 0
+            while index < waiting.count {
+                let plugin = waiting[index].request.function.plugin
+                if let pid = slots.first(where: { $0.value.process.plugin == plugin && $0.value.task == nil && !$0.value.stopping })?.key {
+                    let item = waiting.remove(at: index)
+                    serial += 1
+                    slots[pid]!.task = (item.request, item.completion, serial)
+                    toRun.append((slots[pid]!.process, item.request, serial))
+                    continue
+                }
+                if slots.count >= maxProcesses {
+                    if let victim = slots.first(where: { $0.value.task == nil && !$0.value.stopping && $0.value.process.plugin != plugin })?.key {
+                        slots[victim]!.stopping = true
+                        toStop.append(slots[victim]!.process)
+                    }
+                    index += 1
+                    continue
+                }
+                guard let spec = launch(plugin) else {
+                    failed.append((waiting.remove(at: index).completion, TaskException(type: "RuntimeError", module: "builtins", message: "unknown plugin \(plugin)")))
+                    continue
+                }
+                do {
+                    let process = try WorkerProcess.spawn(spec, events: events)
+                    logger.debug("started worker process \(process.pid) for \(plugin)")
+                    slots[process.pid] = Slot(process: process)
+                } catch {
+                    logger.error("cannot start a worker process for \(plugin): \(error)")
+                    failed.append((waiting.remove(at: index).completion, TaskException(type: "RuntimeError", module: "builtins", message: "cannot start a worker process: \(error)")))
+                }
+            }
+        }
+        for process in toStop { process.shutdown() }
+        for (process, request, serial) in toRun { start(request, on: process, serial: serial) }
+        for (completion, exception) in failed { completion(.failure(exception, traceback: nil)) }
+    }
+
+    private func failWaiting(plugin: String, _ exception: TaskException) {
+        let failed: [@Sendable (TaskOutcome) -> Void] = lock.withLock {
+            let mine = waiting.filter { $0.request.function.plugin == plugin }.map(\.completion)
+            waiting.removeAll { $0.request.function.plugin == plugin }
+            return mine
+        }
+        for completion in failed { completion(.failure(exception, traceback: nil)) }
+    }
+
+    private func start(_ request: TaskRequest, on process: WorkerProcess, serial: Int) {
+        let task = Frame.RunTask(taskId: request.id, taskName: request.name, retries: request.message.retries,
+                                 softTimeLimit: request.softTimeLimit, body: request.message.body)
+        if let hard = request.hardTimeLimit {
+            startTimer(after: hard) { [weak self] in self?.hardLimitReached(pid: process.pid, serial: serial, seconds: hard) }
+        }
+        // A failed send means the process is gone; its `.exited` event settles the task.
+        process.run(task)
+    }
+
+    private func hardLimitReached(pid: pid_t, serial: Int, seconds: Double) {
+        let process: WorkerProcess? = lock.withLock {
+            guard let slot = slots[pid], slot.task?.serial == serial else { return nil }
+            slots[pid]!.timeLimitHit = seconds
+            return slot.process
+        }
+        guard let process else { return }
+        logger.warning("hard time limit (\(seconds)s) exceeded: killing worker process \(pid)")
+        process.kill()
+    }
+
+    private func handle(_ process: WorkerProcess, _ event: WorkerProcess.Event) {
+        switch event {
+        case .ready:
+            return
+        case .loadFailed(let reason):
+            logger.error("plugin \(process.plugin) failed to load in worker process \(process.pid): \(reason)")
+            let task = lock.withLock { slots[process.pid]?.task }
+            if let task {
+                lock.withLock { slots[process.pid]?.task = nil }
+                task.completion(.failure(TaskException(type: "RuntimeError", module: "builtins",
+                                                       message: "plugin \(process.plugin) failed to load: \(reason)"), traceback: nil))
+            }
+            failWaiting(plugin: process.plugin, TaskException(type: "RuntimeError", module: "builtins", message: "plugin \(process.plugin) failed to load: \(reason)"))
+        case .outcome(let id, let outcome):
+            let task: (TaskRequest, @Sendable (TaskOutcome) -> Void)? = lock.withLock {
+                guard let t = slots[process.pid]?.task, t.request.id == id else { return nil }
+                slots[process.pid]!.task = nil
+                return (t.request, t.completion)
+            }
+            guard let (_, completion) = task else {
+                logger.error("worker process \(process.pid) reported an outcome for a task it was not running (\(id))")
+                return
+            }
+            completion(outcome)
+            assign()
+        case .exited(let how, let clean):
+            let slot = lock.withLock { slots.removeValue(forKey: process.pid) }
+            if let slot, let task = slot.task {
+                if let seconds = slot.timeLimitHit {
+                    task.completion(.timeLimitExceeded(seconds: seconds))
+                } else {
+                    logger.error("worker process \(process.pid) (\(process.plugin)) exited prematurely: \(how), while running \(task.request.name)[\(task.request.id)]")
+                    task.completion(.workerLost(how: how))
+                }
+            } else if !clean && !(slot?.stopping ?? false) {
+                logger.warning("idle worker process \(process.pid) (\(process.plugin)) exited: \(how)")
+            }
+            lock.withLock { lock.broadcast() }
+            if !lock.withLock({ closed }) { assign() }
+        }
+    }
+
+    /// Asks every process to exit, waits up to `timeout` seconds, then kills the rest.
+    public func shutdown(timeout: Double) {
+        let processes = lock.withLock { () -> [WorkerProcess] in
+            closed = true
+            for pid in slots.keys { slots[pid]!.stopping = true }
+            return slots.values.map(\.process)
+        }
+        for p in processes { p.shutdown() }
+        let deadline = monotonicNow() + timeout
+        let remaining = lock.withLock { () -> [WorkerProcess] in
+            while !slots.isEmpty { if !lock.wait(until: deadline) { break } }
+            return slots.values.map(\.process)
+        }
+        for p in remaining {
+            logger.warning("worker process \(p.pid) did not exit in time: killing it")
+            p.kill()
+        }
+        lock.withLock {
+            let end = monotonicNow() + 2
+            while !slots.isEmpty { if !lock.wait(until: end) { break } }
+        }
+    }
+
+    /// Processes alive now, by plugin (for `stats` and tests).
+    public var processCount: Int { lock.withLock { slots.count } }
+}

@@ -1,0 +1,149 @@
+import CFnHostSupport
+import FnHostCore
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One worker process as the host sees it: started with `posix_spawn` of the fnhost executable
+/// (`fnhost worker`; `fork()` is unsafe in a multithreaded Swift process), talking over a
+/// socketpair, loading exactly one plugin.
+///
+/// Lifecycle: `starting` (plugin loading) -> `ready` <-> `busy` (one task at a time) ->
+/// `exited`. A reader thread receives the worker's frames and, at end of stream, reaps the
+/// process and reports how it ended. Every event reaches the owner through `events`.
+public final class WorkerProcess: @unchecked Sendable {
+    /// What the host learns from a worker process.
+    public enum Event: Sendable {
+        /// The plugin loaded; its registry JSON.
+        case ready(registryJSON: [UInt8])
+        /// The plugin failed to load in this process.
+        case loadFailed(reason: String)
+        /// A task ended.
+        case outcome(taskId: String, TaskOutcome)
+        /// The process is gone; `how` in billiard's wording (`signal 11 (SIGSEGV)`, `exitcode 3`).
+        case exited(how: String, clean: Bool)
+    }
+
+    /// Where to find the executable and what to tell it.
+    public struct LaunchSpec: Sendable {
+        public var executable: String
+        public var pluginPath: String
+        public var pluginName: String
+        public var logLevel: Int32
+
+        public init(executable: String, pluginPath: String, pluginName: String, logLevel: Int32) {
+            self.executable = executable
+            self.pluginPath = pluginPath
+            self.pluginName = pluginName
+            self.logLevel = logLevel
+        }
+    }
+
+    /// Why a process could not be started.
+    public struct SpawnError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public let pid: pid_t
+    public let plugin: String
+    private let channel: FrameChannel
+    private let writeLock = ConditionLock()
+
+    private init(pid: pid_t, plugin: String, channel: FrameChannel) {
+        self.pid = pid
+        self.plugin = plugin
+        self.channel = channel
+    }
+
+    /// The path of the running fnhost executable.
+    public static func currentExecutable() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return CommandLine.arguments[0] }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Starts a worker process; `events` is called from its reader thread, in order, ending
+    /// with `.exited`.
+    public static func spawn(_ spec: LaunchSpec, events: @escaping @Sendable (WorkerProcess, Event) -> Void) throws(SpawnError) -> WorkerProcess {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw SpawnError(description: "socketpair failed: \(String(cString: strerror(errno)))")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        // The child's end becomes fd 3 (dup2 clears close-on-exec); everything else stays closed.
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
+        let args = [spec.executable, "worker", "--fd", "3", "--plugin-path", spec.pluginPath, "--plugin-name", spec.pluginName,
+                    "--log-level", String(spec.logLevel)]
+        var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, spec.executable, &actions, nil, &argv, environ)
+        close(fds[1])
+        guard rc == 0 else {
+            close(fds[0])
+            throw SpawnError(description: "posix_spawn \(spec.executable) failed: \(String(cString: strerror(rc)))")
+        }
+        let process = WorkerProcess(pid: pid, plugin: spec.pluginName, channel: FrameChannel(fd: fds[0]))
+        startThread(name: "fnhost-w\(pid)") { process.readLoop(events) }
+        return process
+    }
+
+    /// Sends a task; false when the process is gone (its `.exited` event follows).
+    @discardableResult
+    public func run(_ task: Frame.RunTask) -> Bool {
+        writeLock.withLock { channel.send(.run(task)) }
+    }
+
+    /// Asks the process to call `fnhost_plugin_fini` and exit.
+    public func shutdown() {
+        _ = writeLock.withLock { channel.send(.shutdown) }
+    }
+
+    /// Kills the process at once (hard time limit, shutdown timeout).
+    public func kill() {
+        _ = Glibc.kill(pid, SIGKILL)
+    }
+
+    private func readLoop(_ events: @escaping @Sendable (WorkerProcess, Event) -> Void) {
+        while let frame = channel.receive() {
+            switch frame {
+            case .ready(let json): events(self, .ready(registryJSON: json))
+            case .loadFailed(let reason): events(self, .loadFailed(reason: reason))
+            case .outcome(let id, let outcome): events(self, .outcome(taskId: id, outcome))
+            case .run, .shutdown: break
+            }
+        }
+        channel.close()
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        events(self, .exited(how: Self.describe(status), clean: fnhost_wifexited(status) != 0 && fnhost_wexitstatus(status) == 0))
+    }
+
+    /// billiard's wording for how a process ended.
+    static func describe(_ status: Int32) -> String {
+        if fnhost_wifsignaled(status) != 0 {
+            let sig = fnhost_wtermsig(status)
+            return "signal \(sig) (\(signalName(sig)))"
+        }
+        return "exitcode \(fnhost_wexitstatus(status))"
+    }
+
+    static func signalName(_ sig: Int32) -> String {
+        switch sig {
+        case SIGSEGV: return "SIGSEGV"
+        case SIGABRT: return "SIGABRT"
+        case SIGKILL: return "SIGKILL"
+        case SIGBUS: return "SIGBUS"
+        case SIGFPE: return "SIGFPE"
+        case SIGILL: return "SIGILL"
+        case SIGTERM: return "SIGTERM"
+        case SIGINT: return "SIGINT"
+        default: return "SIG\(sig)"
+        }
+    }
+}

@@ -1,0 +1,192 @@
+import CeleryProtocol
+import FnHostCore
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The kombu-compatible Redis broker (celery-protocol.md §2): queues are lists with priority
+/// buckets, deliveries are recorded in `unacked`/`unacked_index` until acknowledged, queue
+/// bindings are declared in `_kombu.binding.<queue>` as kombu does.
+///
+/// At-least-once: a fetched message is in `unacked` from the moment it leaves its list (atomic
+/// when messages are waiting; on the idle path, right after the blocking pop), and leaves
+/// `unacked` only when acknowledged, after its outcome is settled. If the host dies, kombu's
+/// visibility-timeout sweep (any Celery worker on the same Redis, `visibility_timeout`, 1 h by
+/// default) puts it back.
+///
+/// Threading: `fetch` uses the consumer connection and is called from one thread; every other
+/// method shares a second connection under a lock.
+public final class RedisBroker: Broker, @unchecked Sendable {
+    /// kombu's separator between a queue name and its priority bucket, and in binding members.
+    public static let separator = "\u{06}\u{16}"
+    /// kombu's default `priority_steps`.
+    public static let priorityBuckets = [0, 3, 6, 9]
+
+    private let url: RedisURL
+    private let consumer: RedisConnection
+    private let control: RedisConnection
+    private let controlLock = ConditionLock()
+    private let logger: Logger
+    private let unackedKey = Array("unacked".utf8)
+    private let unackedIndexKey = Array("unacked_index".utf8)
+
+    public init(url: RedisURL, logger: Logger) {
+        self.url = url
+        self.logger = logger
+        self.consumer = RedisConnection(url: url, readTimeout: 30)
+        self.control = RedisConnection(url: url, readTimeout: 30)
+    }
+
+    public var description: String { url.description }
+
+    /// The list key of `queue` for priority bucket `bucket`.
+    public static func key(queue: String, bucket: Int) -> String {
+        bucket == 0 ? queue : queue + separator + String(bucket)
+    }
+
+    /// The queue a list key belongs to (cut at the last separator, as kombu does).
+    static func queue(ofKey key: String) -> String {
+        let sep = Array(separator.unicodeScalars)
+        let scalars = Array(key.unicodeScalars)
+        if scalars.count > 2 {
+            for i in stride(from: scalars.count - 2, through: 0, by: -1) where scalars[i] == sep[0] && scalars[i + 1] == sep[1] {
+                var s = String.UnicodeScalarView()
+                s.append(contentsOf: scalars[..<i])
+                return String(s)
+            }
+        }
+        return key
+    }
+
+    public func declare(queues: [String]) throws {
+        var commands: [[[UInt8]]] = []
+        for queue in queues {
+            let member = Array((queue + Self.separator + Self.separator + queue).utf8)
+            commands.append([Array("SADD".utf8), Array("_kombu.binding.\(queue)".utf8), member])
+            commands.append([Array("SADD".utf8), Array("_kombu.binding_permanent.\(queue)".utf8), member])
+        }
+        try controlLock.withLock {
+            for reply in try control.pipeline(commands) {
+                if case .error(let e) = reply { throw RedisError(description: "declaring queues failed: \(e)", connectionLost: false) }
+            }
+        }
+    }
+
+    public func fetch(_ plan: FetchPlan, timeout: Double) throws -> [Delivery] {
+        guard plan.total > 0, !plan.entries.isEmpty else { return [] }
+        var keys: [[UInt8]] = [unackedKey, unackedIndexKey]
+        var keyQueueIndex: [[UInt8]] = []
+        var listKeys: [String] = []
+        for bucket in Self.priorityBuckets {
+            for (i, entry) in plan.entries.enumerated() {
+                let key = Self.key(queue: entry.queue, bucket: bucket)
+                listKeys.append(key)
+                keys.append(Array(key.utf8))
+                keyQueueIndex.append(Array(String(i + 1).utf8))
+            }
+        }
+        var args: [[UInt8]] = [Array(String(plan.total).utf8), Array(String(plan.entries.count).utf8)]
+        args += plan.entries.map { Array(String($0.limit).utf8) }
+        args += keyQueueIndex
+        let reply = try consumer.evalScript(RedisScripts.fetch, keys: keys, args: args)
+        if case .error(let e) = reply { throw RedisError(description: "fetch script failed: \(e)", connectionLost: false) }
+        if case .array(let items) = reply, !items.isEmpty {
+            var deliveries: [Delivery] = []
+            var i = 0
+            while i + 1 < items.count {
+                if let key = items[i].bytes, let payload = items[i + 1].bytes {
+                    deliveries.append(makeDelivery(key: String(decoding: key, as: UTF8.self), payload: payload))
+                }
+                i += 2
+            }
+            return deliveries
+        }
+        // Nothing waiting: block until a message arrives, then record it as unacknowledged at once.
+        consumer.readTimeout = timeout + 10
+        let brpop = [Array("BRPOP".utf8)] + listKeys.map { Array($0.utf8) } + [Array(String(timeout).utf8)]
+        guard case .array(let pair) = try consumer.command(brpop), pair.count == 2,
+            let keyBytes = pair[0].bytes, let payload = pair[1].bytes
+        else { return [] }
+        let delivery = makeDelivery(key: String(decoding: keyBytes, as: UTF8.self), payload: payload)
+        if !delivery.tag.isEmpty {
+            let (exchange, routingKey): (String, String)
+            if case .success = delivery.message, let envelope = RedisEnvelope.decodeTask(payload).envelope {
+                (exchange, routingKey) = (envelope.exchange, envelope.routingKey)
+            } else {
+                (exchange, routingKey) = ("", delivery.queue)
+            }
+            var entry: [UInt8] = [UInt8(ascii: "[")]
+            entry += payload
+            entry.append(UInt8(ascii: ","))
+            JSONWriter.writeString(exchange, into: &entry)
+            entry.append(UInt8(ascii: ","))
+            JSONWriter.writeString(routingKey, into: &entry)
+            entry.append(UInt8(ascii: "]"))
+            let tag = Array(delivery.tag.utf8)
+            let replies = try consumer.pipeline([
+                [Array("MULTI".utf8)],
+                [Array("ZADD".utf8), unackedIndexKey, Array(String(CeleryTime.now()).utf8), tag],
+                [Array("HSET".utf8), unackedKey, tag, entry],
+                [Array("EXEC".utf8)],
+            ])
+            if case .error(let e) = replies.last! { logger.error("recording delivery \(delivery.tag) as unacknowledged failed: \(e)") }
+        }
+        return [delivery]
+    }
+
+    private func makeDelivery(key: String, payload: [UInt8]) -> Delivery {
+        let (envelope, message) = RedisEnvelope.decodeTask(payload)
+        return Delivery(queue: Self.queue(ofKey: key), tag: envelope?.deliveryTag ?? "", source: key, payload: payload, message: message)
+    }
+
+    public func ack(_ deliveries: [Delivery]) throws {
+        let tags = deliveries.map(\.tag).filter { !$0.isEmpty }.map { Array($0.utf8) }
+        guard !tags.isEmpty else { return }
+        try controlLock.withLock {
+            let replies = try control.pipeline([
+                [Array("MULTI".utf8)],
+                [Array("ZREM".utf8), unackedIndexKey] + tags,
+                [Array("HDEL".utf8), unackedKey] + tags,
+                [Array("EXEC".utf8)],
+            ])
+            if case .error(let e) = replies.last! { throw RedisError(description: "ack failed: \(e)", connectionLost: false) }
+        }
+    }
+
+    public func requeue(_ deliveries: [Delivery]) throws {
+        var calls: [(keys: [[UInt8]], args: [[UInt8]])] = []
+        var plain: [[[UInt8]]] = []
+        for d in deliveries {
+            let payload = RedisEnvelope.decodeTask(d.payload).envelope?.redeliveredBytes() ?? d.payload
+            if d.tag.isEmpty {
+                plain.append([Array("RPUSH".utf8), Array(d.source.utf8), payload])
+            } else {
+                calls.append((keys: [unackedKey, unackedIndexKey, Array(d.source.utf8)], args: [Array(d.tag.utf8), payload]))
+            }
+        }
+        try controlLock.withLock {
+            if !calls.isEmpty {
+                for reply in try control.pipelineScripts(RedisScripts.requeue, calls: calls) {
+                    if case .error(let e) = reply { throw RedisError(description: "requeue failed: \(e)", connectionLost: false) }
+                }
+            }
+            if !plain.isEmpty { _ = try control.pipeline(plain) }
+        }
+    }
+
+    public func publish(_ message: TaskMessage, toQueue queue: String) throws {
+        let tag = UUID4.make()
+        let bucket = Self.priorityBuckets.last(where: { $0 <= max(0, min(9, message.priority)) }) ?? 0
+        let envelope = RedisEnvelope.encode(message, queue: queue, deliveryTag: tag)
+        try controlLock.withLock {
+            let reply = try control.command([Array("LPUSH".utf8), Array(Self.key(queue: queue, bucket: bucket).utf8), envelope])
+            if case .error(let e) = reply { throw RedisError(description: "publish to \(queue) failed: \(e)", connectionLost: false) }
+        }
+    }
+
+    public func close() {
+        controlLock.withLock { control.disconnect() }
+    }
+}

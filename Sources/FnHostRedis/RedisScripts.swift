@@ -1,0 +1,65 @@
+/// The Lua scripts fnhost runs on Redis. Each is atomic on the server.
+enum RedisScripts {
+    /// Pops up to a total of messages from list keys in order and records each in `unacked` /
+    /// `unacked_index` exactly as kombu does, in the same atomic step, so a host that dies after
+    /// the pop loses nothing (kombu's BRPOP-then-HSET window, kombu#305, does not exist here).
+    ///
+    /// KEYS: unacked, unacked_index, list keys... ARGV: total, queue count Q, Q queue limits,
+    /// then for each list key the 1-based index of its queue. Returns [key, message, ...].
+    /// A message without a readable delivery tag is returned without bookkeeping.
+    static let fetch = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+        local total = tonumber(ARGV[1])
+        local nq = tonumber(ARGV[2])
+        local taken = {}
+        local out = {}
+        local count = 0
+        for i = 3, #KEYS do
+          local q = tonumber(ARGV[2 + nq + (i - 2)])
+          local limit = tonumber(ARGV[2 + q])
+          while count < total and (taken[q] or 0) < limit do
+            local m = redis.call('RPOP', KEYS[i])
+            if not m then break end
+            local ok, env = pcall(cjson.decode, m)
+            if ok and type(env) == 'table' and type(env.properties) == 'table' and type(env.properties.delivery_tag) == 'string' then
+              local p = env.properties
+              local di = type(p.delivery_info) == 'table' and p.delivery_info or {}
+              local ex = type(di.exchange) == 'string' and di.exchange or ''
+              local rk = type(di.routing_key) == 'string' and di.routing_key or ''
+              redis.call('ZADD', KEYS[2], now, p.delivery_tag)
+              redis.call('HSET', KEYS[1], p.delivery_tag, '[' .. m .. ',' .. cjson.encode(ex) .. ',' .. cjson.encode(rk) .. ']')
+            end
+            out[#out + 1] = KEYS[i]
+            out[#out + 1] = m
+            taken[q] = (taken[q] or 0) + 1
+            count = count + 1
+          end
+        end
+        return out
+        """
+
+    /// Gives one delivery back to the consuming end of its list, unless it was already
+    /// acknowledged or restored (then `unacked` no longer holds it).
+    /// KEYS: unacked, unacked_index, list key. ARGV: delivery tag, envelope.
+    static let requeue = """
+        if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+          redis.call('ZREM', KEYS[2], ARGV[1])
+          redis.call('RPUSH', KEYS[3], ARGV[2])
+          return 1
+        end
+        return 0
+        """
+
+    /// Stores a result document unless a SUCCESS is already stored, then publishes it on the
+    /// channel of the same name (Celery's GET guard + SETEX + PUBLISH, atomic).
+    /// KEYS: celery-task-meta-<id>. ARGV: document, expiry seconds (0: no expiry).
+    static let storeResult = """
+        local cur = redis.call('GET', KEYS[1])
+        if cur and string.find(string.sub(cur, 1, 64), '"status":%s*"SUCCESS"') then return 0 end
+        local ttl = tonumber(ARGV[2])
+        if ttl > 0 then redis.call('SETEX', KEYS[1], ttl, ARGV[1]) else redis.call('SET', KEYS[1], ARGV[1]) end
+        redis.call('PUBLISH', KEYS[1], ARGV[1])
+        return 1
+        """
+}

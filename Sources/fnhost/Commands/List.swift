@@ -1,0 +1,40 @@
+import ArgumentParser
+import FnHostCore
+
+/// `fnhost list`: the loaded functions, their queues, kinds, options; then failed plugins.
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the functions the plugins register, and plugins that failed.")
+
+    @OptionGroup var plugins: PluginOptions
+
+    @Flag(name: .long, help: "Also print every function's effective options.")
+    var options = false
+
+    func run() throws {
+        let session = try PluginSession(plugins)
+        defer { session.close() }
+        let functions = session.registry.sorted
+        let nameWidth = max(4, functions.map(\.name.count).max() ?? 0)
+        let queueWidth = max(5, functions.map(\.queue.count).max() ?? 0)
+        func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(0, n - s.count)) }
+        print("\(pad("NAME", nameWidth))  \(pad("QUEUE", queueWidth))  \(pad("KIND", 24))  PLUGIN")
+        for f in functions {
+            let kind: String
+            switch f.kind {
+            case .task: kind = "task"
+            case .native(let signature): kind = "native \(signature)"
+            }
+            print("\(pad(f.name, nameWidth))  \(pad(f.queue, queueWidth))  \(pad(kind, 24))  \(f.plugin)")
+            if options { print("    options: \(f.options.json.compactText)") }
+        }
+        for failure in session.registry.failures {
+            print("failed: \(failure.plugin): \(failure.reason)")
+        }
+    }
+}
+
+import CeleryProtocol
+
+extension JSON {
+    var compactText: String { JSONWriter.string(self) }
+}

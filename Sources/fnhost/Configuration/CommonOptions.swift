@@ -1,0 +1,86 @@
+import ArgumentParser
+import FnHostCore
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options every command that loads plugins shares: where they are, the config, the log level.
+struct PluginOptions: ParsableArguments {
+    @Option(name: .long, help: "The functions directory (default: functions_dir from the config, else ./functions).")
+    var functions: String?
+
+    @Option(name: .long, help: "The config file (default: ./fnhost.yml when it exists).")
+    var config: String?
+
+    @Option(name: .customLong("state-dir"), help: "Where private copies of plugins go (default: $XDG_RUNTIME_DIR/fnhost or /tmp/fnhost-<uid>).")
+    var stateDirectory: String?
+
+    @Option(name: [.customShort("l"), .long], help: "Log level: debug, info, warning, error, critical.")
+    var loglevel: String = "info"
+
+    /// The config file, if one is named or `./fnhost.yml` exists.
+    func loadConfigFile() throws -> ConfigFile {
+        if let config {
+            do { return try ConfigFile.load(config) } catch { throw ValidationError(error.description) }
+        }
+        guard access("fnhost.yml", R_OK) == 0 else { return ConfigFile() }
+        do { return try ConfigFile.load("fnhost.yml") } catch { throw ValidationError(error.description) }
+    }
+
+    func functionsDirectory(_ file: ConfigFile) -> String {
+        functions ?? file.functionsDirectory ?? "functions"
+    }
+
+    var resolvedStateDirectory: String {
+        if let stateDirectory { return stateDirectory }
+        if let runtime = getenv("XDG_RUNTIME_DIR").map({ String(cString: $0) }), !runtime.isEmpty, access(runtime, W_OK) == 0 {
+            return runtime + "/fnhost"
+        }
+        return "/tmp/fnhost-\(getuid())"
+    }
+
+    var logLevel: Logger.Level {
+        get throws {
+            switch loglevel.lowercased() {
+            case "debug": return .debug
+            case "info": return .info
+            case "warning", "warn": return .warning
+            case "error": return .error
+            case "critical", "fatal": return .critical
+            default: throw ValidationError("unknown log level '\(loglevel)' (debug, info, warning, error, critical)")
+            }
+        }
+    }
+
+    /// Python logging's numeric level, for plugin log calls in worker processes.
+    var pythonLogLevel: Int32 {
+        switch (try? logLevel) ?? .info {
+        case .trace, .debug: return 10
+        case .info, .notice: return 20
+        case .warning: return 30
+        case .error: return 40
+        case .critical: return 50
+        }
+    }
+}
+
+/// Bootstraps swift-log once for the process (only the executable does this).
+enum LogSetup {
+    nonisolated(unsafe) private static var done = false
+
+    static func bootstrap(_ level: Logger.Level) -> Logger {
+        if !done {
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            done = true
+        }
+        var logger = Logger(label: "fnhost")
+        logger.logLevel = level
+        return logger
+    }
+}

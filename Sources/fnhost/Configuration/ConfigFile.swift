@@ -1,0 +1,123 @@
+import CeleryProtocol
+import Yams
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `fnhost.yml`: Celery's setting names, plus per-task option overrides under `tasks:`.
+///
+/// ```yaml
+/// broker_url: redis://127.0.0.1:6379/0
+/// result_backend: redis://127.0.0.1:6379/1
+/// worker_concurrency: 4
+/// worker_prefetch_multiplier: 4
+/// result_expires: 86400
+/// task_queues: [celery]
+/// tasks:
+///   math.add: { queue: arith, concurrency: 2 }
+/// ```
+struct ConfigFile {
+    var brokerURL: String?
+    var resultBackend: String?
+    var concurrency: Int?
+    var prefetchMultiplier: Int?
+    var resultExpires: Int?
+    var queues: [String] = []
+    var functionsDirectory: String?
+    var hostname: String?
+    var tasks: [String: JSONObject] = [:]
+    /// Settings recognized but not implemented yet in this version (warned about, ignored).
+    var ignored: [String] = []
+
+    struct Error: Swift.Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static let plannedKeys: Set<String> = [
+        "task_routes", "worker_max_tasks_per_child", "worker_max_memory_per_child", "broker_use_ssl",
+        "broker_heartbeat", "task_acks_late", "visibility_timeout", "broker_transport_options",
+    ]
+
+    /// Loads and validates `path`; every error names the file, and the line where YAML knows it.
+    static func load(_ path: String) throws(Error) -> ConfigFile {
+        guard let text = readText(path) else { throw Error(description: "\(path): cannot read the file") }
+        let any: Any?
+        do { any = try Yams.load(yaml: text) } catch {
+            throw Error(description: "\(path): invalid YAML: \(error)")
+        }
+        guard let any else { return ConfigFile() }
+        guard case .object(let root) = toJSON(any) else { throw Error(description: "\(path): the top level must be a mapping of settings") }
+        var config = ConfigFile()
+        func fail(_ key: String, _ message: String) -> Error { Error(description: "\(path): \(key): \(message)") }
+        for (key, value) in root.entries {
+            switch key {
+            case "broker_url":
+                guard let s = value.stringValue else { throw fail(key, "must be a URL string") }
+                config.brokerURL = s
+            case "result_backend":
+                guard let s = value.stringValue else { throw fail(key, "must be a URL string") }
+                config.resultBackend = s
+            case "worker_concurrency":
+                guard let n = value.intValue, n >= 1, n <= 1024 else { throw fail(key, "must be an integer from 1 to 1024") }
+                config.concurrency = Int(n)
+            case "worker_prefetch_multiplier":
+                guard let n = value.intValue, n >= 1, n <= 1000 else { throw fail(key, "must be an integer from 1 to 1000") }
+                config.prefetchMultiplier = Int(n)
+            case "result_expires":
+                guard let n = value.intValue, n >= 0 else { throw fail(key, "must be a non-negative number of seconds") }
+                config.resultExpires = Int(n)
+            case "task_queues":
+                guard let items = value.arrayValue, items.allSatisfy({ $0.stringValue?.isEmpty == false }) else {
+                    throw fail(key, "must be a list of queue names")
+                }
+                config.queues = items.compactMap(\.stringValue)
+            case "functions_dir":
+                guard let s = value.stringValue else { throw fail(key, "must be a directory path") }
+                config.functionsDirectory = s
+            case "worker_hostname":
+                guard let s = value.stringValue else { throw fail(key, "must be a string") }
+                config.hostname = s
+            case "tasks":
+                guard case .object(let tasks) = value else { throw fail(key, "must map task names to their options") }
+                for (name, options) in tasks.entries {
+                    guard case .object(let o) = options else { throw fail("tasks.\(name)", "must be a mapping of options") }
+                    config.tasks[name] = o
+                }
+            default:
+                if plannedKeys.contains(key) {
+                    config.ignored.append(key)
+                } else {
+                    throw fail(key, "unknown setting")
+                }
+            }
+        }
+        return config
+    }
+
+    static func readText(_ path: String) -> String? {
+        guard let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, f)
+            if n <= 0 { break }
+            bytes.append(contentsOf: buffer[0..<n])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func toJSON(_ value: Any) -> JSON {
+        switch value {
+        case let b as Bool: return .bool(b)
+        case let i as Int: return .int(Int64(i))
+        case let d as Double: return .double(d)
+        case let s as String: return .string(s)
+        case let a as [Any]: return .array(a.map(toJSON))
+        case let m as [String: Any]: return .object(JSONObject(m.sorted { $0.key < $1.key }.map { (key: $0.key, value: toJSON($0.value)) }))
+        case let m as [AnyHashable: Any]: return .object(JSONObject(m.map { (key: "\($0.key)", value: toJSON($0.value)) }.sorted { $0.key < $1.key }))
+        default: return .null
+        }
+    }
+}

@@ -1,0 +1,16 @@
+import ArgumentParser
+
+/// `fnhost`: a Celery worker that runs native task plugins.
+@main
+struct FnHost: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fnhost",
+        abstract: "A Celery worker that runs native task plugins from a functions directory.",
+        discussion: """
+            Drop compiled plugins (*.so) into the functions directory, run `fnhost serve`, and call them by \
+            name from any Celery producer: app.send_task("math.add", args=[2, 3], queue="math.add").
+            """,
+        subcommands: [Serve.self, List.self, Call.self, Routes.self, CFlags.self, Worker.self],
+        defaultSubcommand: nil
+    )
+}

@@ -1,0 +1,176 @@
+import ArgumentParser
+import CeleryProtocol
+import Dispatch
+import FnHostCore
+import FnHostPool
+import FnHostRedis
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The host process of `fnhost serve`: wires plugins, worker pools, the broker, the dispatcher
+/// and the outcome handler together, runs until SIGTERM/SIGINT, and shuts down in two phases.
+///
+/// Warm shutdown (first SIGTERM or SIGINT): stop fetching; give every delivery not yet started
+/// back to its queue; let running tasks finish and settle, for up to the grace period.
+/// Cold shutdown (a second signal, or the grace period over): running tasks are abandoned and
+/// their deliveries given back to the queue (with `acks_late`, the default) to run again
+/// elsewhere: at-least-once, never lost. Either way worker processes are told to exit (their
+/// plugins' `fnhost_plugin_fini` runs) and the process exits 0.
+final class HostRuntime: @unchecked Sendable {
+    struct Settings {
+        var functionsDirectory: String
+        var stateDirectory: String
+        var brokerURL: String
+        var backendURL: String
+        var concurrency: Int
+        var prefetchMultiplier: Int
+        var sharedQueues: [String]
+        var hostname: String
+        var resultExpires: Int
+        var taskOverrides: [String: JSONObject]
+        var gracePeriod: Double
+        var pluginLogLevel: Int32
+    }
+
+    private let settings: Settings
+    private let logger: Logger
+    private let signals = ConditionLock()
+    private var signalCount = 0
+
+    init(settings: Settings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    func run() throws -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        let brokerURL: RedisURL
+        let backendURL: RedisURL
+        do {
+            brokerURL = try RedisURL(settings.brokerURL)
+            backendURL = try RedisURL(settings.backendURL)
+        } catch {
+            throw ValidationError("\(error.description) (this version supports Redis brokers and backends: redis://host:port/db)")
+        }
+        let sources = installSignalHandlers()
+        _ = sources
+
+        let executable = WorkerProcess.currentExecutable()
+        let box = ExecutorBox()
+        let catalog = PluginCatalog.discover(
+            functionsDirectory: settings.functionsDirectory, stateDirectory: settings.stateDirectory, executable: executable,
+            logLevel: settings.pluginLogLevel, logger: logger, events: { process, event in box.executor?.events(process, event) })
+        var registry = catalog.registry
+        for error in registry.applyOverrides(settings.taskOverrides) { logger.error("config: \(error)") }
+        let paths = catalog.privatePaths
+        let level = settings.pluginLogLevel
+        let executor = ProcessExecutor(maxProcesses: settings.concurrency, logger: logger) { plugin in
+            paths[plugin].map { WorkerProcess.LaunchSpec(executable: executable, pluginPath: $0, pluginName: plugin, logLevel: level) }
+        }
+        box.executor = executor
+        for probe in catalog.probes { executor.adopt(probe) }
+
+        let broker = RedisBroker(url: brokerURL, logger: logger)
+        let backend = RedisResultBackend(url: backendURL, resultExpires: settings.resultExpires)
+        let outcomes = OutcomeHandler(broker: broker, backend: backend, logger: logger)
+        outcomes.start()
+        let dispatcher = Dispatcher(
+            registry: registry,
+            configuration: .init(concurrency: settings.concurrency, prefetchMultiplier: settings.prefetchMultiplier,
+                                 sharedQueues: settings.sharedQueues),
+            executor: executor, outcomes: outcomes, logger: logger)
+
+        var delay = 0.2
+        while true {
+            do {
+                try broker.declare(queues: dispatcher.queues)
+                break
+            } catch {
+                logger.error("cannot reach the broker at \(brokerURL), retrying in \(delay)s: \(error)")
+                if waitForSignal(timeout: delay) {
+                    executor.shutdown(timeout: 5)
+                    outcomes.stop()
+                    return 0
+                }
+                delay = min(delay * 2, 5)
+            }
+        }
+        let consumer = Consumer(broker: broker, dispatcher: dispatcher, logger: logger)
+        consumer.start()
+        let functions = registry.sorted.map(\.name)
+        logger.info("fnhost ready: \(settings.hostname), \(functions.count) functions [\(functions.joined(separator: ", "))], queues [\(dispatcher.queues.joined(separator: ", "))], concurrency \(settings.concurrency), broker \(brokerURL), backend \(backendURL)")
+        if !registry.failures.isEmpty {
+            logger.warning("\(registry.failures.count) plugin(s) failed to load: \(registry.failures.map(\.plugin).joined(separator: ", "))")
+        }
+
+        _ = waitForSignal(timeout: nil)
+        logger.info("warm shutdown: no new tasks; waiting up to \(settings.gracePeriod)s for \(dispatcher.runningCount) running task(s)")
+        consumer.stop()
+        let unstarted = dispatcher.drain()
+        for delivery in unstarted { outcomes.submit(Settlement(delivery: delivery, disposition: .requeue)) }
+        if !unstarted.isEmpty { logger.info("gave \(unstarted.count) unstarted deliveries back to their queues") }
+
+        let deadline = monotonicNow() + settings.gracePeriod
+        var idle = false
+        while !idle {
+            idle = dispatcher.waitUntilIdle(timeout: 0.2)
+            if idle || monotonicNow() >= deadline || signals.withLock({ signalCount }) >= 2 { break }
+        }
+        if !idle {
+            let abandoned = dispatcher.abandonRunning()
+            logger.warning("cold shutdown: \(abandoned) running task(s) abandoned; their deliveries go back to the queue")
+        }
+        executor.shutdown(timeout: idle ? 10 : 2)
+        if !outcomes.flush(timeout: 30) { logger.error("some outcomes could not be written before exit; their deliveries stay unacknowledged") }
+        outcomes.stop()
+        broker.close()
+        backend.close()
+        logger.info("fnhost stopped")
+        return 0
+    }
+
+    private func installSignalHandlers() -> [DispatchSourceSignal] {
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let queue = DispatchQueue(label: "fnhost.signals")
+        return [SIGTERM, SIGINT].map { sig in
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler { [self] in
+                signals.withLock {
+                    signalCount += 1
+                    signals.broadcast()
+                }
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    /// Waits for a shutdown signal; true when one arrived.
+    private func waitForSignal(timeout: Double?) -> Bool {
+        signals.withLock {
+            let deadline = timeout.map { monotonicNow() + $0 }
+            while signalCount == 0 {
+                if let deadline {
+                    if !signals.wait(until: deadline) { return signalCount > 0 }
+                } else {
+                    signals.wait()
+                }
+            }
+            return true
+        }
+    }
+}
+
+/// Lets plugin probes, started before the executor exists, report to it once it does.
+final class ExecutorBox: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var value: ProcessExecutor?
+    var executor: ProcessExecutor? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}
