@@ -7,6 +7,8 @@ public enum JSON: Sendable, Equatable {
     case null
     case bool(Bool)
     case int(Int64)
+    /// An integer above `Int64.max` (up to `UInt64.max`), as Python sends `2**64 - 1`.
+    case uint(UInt64)
     case double(Double)
     case string(String)
     case array([JSON])
@@ -43,6 +45,7 @@ public enum JSON: Sendable, Equatable {
     public var doubleValue: Double? {
         switch self {
         case .int(let i): return Double(i)
+        case .uint(let u): return Double(u)
         case .double(let d): return d
         default: return nil
         }
@@ -53,7 +56,7 @@ public enum JSON: Sendable, Equatable {
         switch self {
         case .null: return "null"
         case .bool: return "boolean"
-        case .int: return "integer"
+        case .int, .uint: return "integer"
         case .double: return "float"
         case .string: return "string"
         case .array: return "array"

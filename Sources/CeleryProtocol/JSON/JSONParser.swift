@@ -185,6 +185,7 @@ public struct JSONParser {
             }
             let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
             if !isFloat, let value = Int64(text) { return .int(value) }
+            if !isFloat, let value = UInt64(text) { return .uint(value) }
             guard let value = Double(text) else { throw error("invalid number") }
             return .double(value)
         }

@@ -164,7 +164,8 @@ public final class Dispatcher: @unchecked Sendable {
                 return .settle(Settlement(delivery: delivery, disposition: .ack))
             }
             logger.error("task \(problem.taskName ?? "?")[\(id)] from queue \(delivery.queue) cannot run: \(problem.reason)")
-            return .settle(Settlement(delivery: delivery, results: [.exception(problem.exception, taskId: id)], disposition: .ack))
+            let traceback = Settlement.traceback(problem.exception, context: "message \(id) from queue \(delivery.queue) cannot be decoded")
+            return .settle(Settlement(delivery: delivery, results: [.exception(problem.exception, taskId: id, traceback: traceback)], disposition: .ack))
         case .success(let m):
             message = m
         }
@@ -172,8 +173,10 @@ public final class Dispatcher: @unchecked Sendable {
             logger.error("received unregistered task \(message.task)[\(message.id)] on queue \(delivery.queue): storing NotRegistered")
             return .settle(Settlement(
                 delivery: delivery,
-                results: message.ignoreResult == true ? [] : [.exception(.notRegistered(message.task), taskId: message.id,
-                                                                          groupId: message.group, parentId: message.parentId)],
+                results: message.ignoreResult == true ? [] : [.exception(
+                    .notRegistered(message.task), taskId: message.id,
+                    traceback: Settlement.traceback(.notRegistered(message.task), context: "no function named \(message.task) is loaded"),
+                    groupId: message.group, parentId: message.parentId)],
                 disposition: .ack))
         }
         if let problem = message.contentProblem() {

@@ -28,6 +28,12 @@ public struct Settlement: Sendable {
         self.disposition = disposition
     }
 
+    /// The `traceback` text stored with a failure: where it happened, then Python's last line,
+    /// `ExcType: message` (a native plugin has no Python stack to show).
+    public static func traceback(_ exception: TaskException, context: String) -> String {
+        "fnhost: \(context)\n\(exception.type): \(exception.message)\n"
+    }
+
     /// The settlement of a finished request (Celery's acks_late rules, celery-protocol.md §1.6, §5).
     ///
     /// - success: SUCCESS stored (unless results are ignored), then acked.
@@ -42,8 +48,9 @@ public struct Settlement: Sendable {
         let message = request.message
         func result(_ meta: ResultMeta) -> [ResultMeta] { request.storesResult ? [meta] : [] }
         func failed(_ exception: TaskException, traceback: String? = nil) -> Settlement {
-            Settlement(delivery: request.delivery,
-                       results: result(.exception(exception, taskId: message.id, traceback: traceback,
+            let text = traceback ?? Settlement.traceback(exception, context: "task \(message.task)[\(message.id)] in plugin \(request.function.plugin)")
+            return Settlement(delivery: request.delivery,
+                       results: result(.exception(exception, taskId: message.id, traceback: text,
                                                   groupId: message.group, parentId: message.parentId)),
                        disposition: done)
         }

@@ -72,6 +72,11 @@ public final class NativeFunction {
             let what = "argument \(i + 1) (\(type.rawValue))"
             switch type {
             case .i32, .i64, .u32, .u64:
+                if case .uint(let u) = value {
+                    guard type == .u64 else { return typeError("\(what) out of range: \(u)") }
+                    slot.storeBytes(of: u, as: UInt64.self)
+                    continue
+                }
                 guard case .int(let n) = value else { return typeError("\(what) must be an integer, got \(value.typeName)") }
                 switch type {
                 case .i32:
