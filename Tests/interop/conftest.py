@@ -179,7 +179,7 @@ def fixture_plugin(cflags, tmp_path_factory):
             if not src.is_file():
                 pytest.fail(f"fixture plugin source {src} does not exist")
             out = outdir / f"lib{name}.so"
-            cmd = [cc, "-shared", "-fPIC", "-O1", *cflags, "-o", str(out), str(src)]
+            cmd = [cc, "-O2", "-Wall", "-Werror", "-shared", "-fPIC", *cflags, "-o", str(out), str(src)]
             res = subprocess.run(cmd, capture_output=True, text=True)
             if res.returncode != 0:
                 pytest.fail(f"compiling {src.name} failed:\n$ {' '.join(cmd)}\n{res.stderr}")

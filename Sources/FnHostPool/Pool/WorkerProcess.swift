@@ -50,6 +50,8 @@ public final class WorkerProcess: @unchecked Sendable {
     public let plugin: String
     private let channel: FrameChannel
     private let writeLock = ConditionLock()
+    private let exitLock = ConditionLock()
+    private var reaped = false
 
     private init(pid: pid_t, plugin: String, channel: FrameChannel) {
         self.pid = pid
@@ -121,7 +123,21 @@ public final class WorkerProcess: @unchecked Sendable {
         channel.close()
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        exitLock.withLock {
+            reaped = true
+            exitLock.broadcast()
+        }
         events(self, .exited(how: Self.describe(status), clean: fnhost_wifexited(status) != 0 && fnhost_wexitstatus(status) == 0))
+    }
+
+    /// Waits until the process has exited and been reaped, up to `timeout` seconds.
+    @discardableResult
+    public func waitForExit(timeout: Double) -> Bool {
+        let deadline = monotonicNow() + timeout
+        return exitLock.withLock {
+            while !reaped { if !exitLock.wait(until: deadline) { return reaped } }
+            return true
+        }
     }
 
     /// billiard's wording for how a process ended.

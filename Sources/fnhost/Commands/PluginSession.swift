@@ -21,8 +21,14 @@ struct PluginSession {
         self.registry = registry
     }
 
-    /// Stops the probe processes (they call `fnhost_plugin_fini`).
+    /// Stops the probe processes (they call `fnhost_plugin_fini`) and waits for them to exit,
+    /// killing any that take longer than 5 s.
     func close() {
         for p in catalog.probes { p.shutdown() }
+        for p in catalog.probes where !p.waitForExit(timeout: 5) {
+            logger.warning("worker process \(p.pid) (\(p.plugin)) did not exit in time: killing it")
+            p.kill()
+            p.waitForExit(timeout: 2)
+        }
     }
 }
