@@ -189,4 +189,9 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     public func close() {
         controlLock.withLock { control.disconnect() }
     }
+
+    /// Runs `body` with the shared control connection, under its lock.
+    func withControlConnection<T>(_ body: (RedisConnection) throws -> T) throws -> T {
+        try controlLock.withLock { try body(control) }
+    }
 }

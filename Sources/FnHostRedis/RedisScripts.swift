@@ -62,4 +62,11 @@ enum RedisScripts {
         redis.call('PUBLISH', KEYS[1], ARGV[1])
         return 1
         """
+
+    /// Releases kombu's `unacked_mutex` only if this sweep still owns it.
+    /// KEYS: unacked_mutex. ARGV: token.
+    static let releaseMutex = """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        return 0
+        """
 }

@@ -46,6 +46,7 @@ public final class Dispatcher: @unchecked Sendable {
     private var totalRunning = 0
     private var totalHeld = 0
     private var scheduled: [String: TaskRequest] = [:]
+    private var runningTags: Set<String> = []
     private var queueOrder: [String]
     /// Every queue consumed, with the functions that consume it (`nil`: all of them).
     private let queueFunctions: [String: Set<String>?]
@@ -239,7 +240,9 @@ public final class Dispatcher: @unchecked Sendable {
                 for name in functionOrder {
                     guard totalRunning < configuration.concurrency else { break }
                     guard var queue = reserved[name], !queue.isEmpty, (running[name] ?? 0) < limit(of: name) else { continue }
-                    starts.append(queue.removeFirst())
+                    let request = queue.removeFirst()
+                    runningTags.insert(request.delivery.tag)
+                    starts.append(request)
                     reserved[name] = queue
                     running[name, default: 0] += 1
                     totalRunning += 1
@@ -295,6 +298,7 @@ public final class Dispatcher: @unchecked Sendable {
     private func finishBookkeeping(_ request: TaskRequest) {
         lock.withLock {
             let name = request.function.name
+            runningTags.remove(request.delivery.tag)
             running[name, default: 1] -= 1
             held[name, default: 1] -= 1
             totalRunning -= 1
@@ -337,6 +341,17 @@ public final class Dispatcher: @unchecked Sendable {
 
     /// Tasks running now.
     public var runningCount: Int { lock.withLock { totalRunning } }
+
+    /// Delivery tags this host holds (reserved, running, or waiting for an ETA): a visibility
+    /// sweep must not give these back.
+    public func heldTags() -> Set<String> {
+        lock.withLock {
+            var tags = Set(scheduled.values.map(\.delivery.tag))
+            for queue in reserved.values { tags.formUnion(queue.map(\.delivery.tag)) }
+            tags.formUnion(runningTags)
+            return tags
+        }
+    }
 }
 
 extension Dispatcher {

@@ -66,6 +66,7 @@ struct Serve: ParsableCommand {
             resultExpires: file.resultExpires ?? 86_400,
             taskOverrides: file.tasks,
             gracePeriod: gracePeriod,
+            visibilityTimeout: file.visibilityTimeout ?? 3600,
             pluginLogLevel: plugins.pythonLogLevel)
         let logger = LogSetup.bootstrap(try plugins.logLevel)
         for key in file.ignored { logger.warning("config: \(key) is not supported yet and is ignored") }

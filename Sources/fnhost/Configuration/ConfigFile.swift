@@ -14,6 +14,7 @@ import Glibc
 /// worker_prefetch_multiplier: 4
 /// result_expires: 86400
 /// task_queues: [celery]
+/// broker_transport_options: { visibility_timeout: 3600 }
 /// tasks:
 ///   math.add: { queue: arith, concurrency: 2 }
 /// ```
@@ -26,6 +27,8 @@ struct ConfigFile {
     var queues: [String] = []
     var functionsDirectory: String?
     var hostname: String?
+    /// kombu's `visibility_timeout` (seconds), from `broker_transport_options`.
+    var visibilityTimeout: Double?
     var tasks: [String: JSONObject] = [:]
     /// Settings recognized but not implemented yet in this version (warned about, ignored).
     var ignored: [String] = []
@@ -36,7 +39,7 @@ struct ConfigFile {
 
     static let plannedKeys: Set<String> = [
         "task_routes", "worker_max_tasks_per_child", "worker_max_memory_per_child", "broker_use_ssl",
-        "broker_heartbeat", "task_acks_late", "visibility_timeout", "broker_transport_options",
+        "broker_heartbeat", "task_acks_late",
     ]
 
     /// Loads and validates `path`; every error names the file, and the line where YAML knows it.
@@ -78,6 +81,16 @@ struct ConfigFile {
             case "worker_hostname":
                 guard let s = value.stringValue else { throw fail(key, "must be a string") }
                 config.hostname = s
+            case "broker_transport_options":
+                guard case .object(let options) = value else { throw fail(key, "must be a mapping") }
+                for (name, option) in options.entries {
+                    guard name == "visibility_timeout" else {
+                        config.ignored.append("broker_transport_options.\(name)")
+                        continue
+                    }
+                    guard let seconds = option.doubleValue, seconds > 0 else { throw fail("broker_transport_options.visibility_timeout", "must be a positive number of seconds") }
+                    config.visibilityTimeout = seconds
+                }
             case "tasks":
                 guard case .object(let tasks) = value else { throw fail(key, "must map task names to their options") }
                 for (name, options) in tasks.entries {

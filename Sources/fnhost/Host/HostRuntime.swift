@@ -32,6 +32,9 @@ final class HostRuntime: @unchecked Sendable {
         var resultExpires: Int
         var taskOverrides: [String: JSONObject]
         var gracePeriod: Double
+        /// kombu's `visibility_timeout`: deliveries unacknowledged for longer, and not held by
+        /// this host, are put back in their queues (a host that died leaves them there).
+        var visibilityTimeout: Double
         var pluginLogLevel: Int32
     }
 
@@ -100,6 +103,7 @@ final class HostRuntime: @unchecked Sendable {
         }
         let consumer = Consumer(broker: broker, dispatcher: dispatcher, logger: logger)
         consumer.start()
+        startRestoreSweeps(broker: broker, dispatcher: dispatcher)
         let functions = registry.sorted.map(\.name)
         logger.info("fnhost ready: \(settings.hostname), \(functions.count) functions [\(functions.joined(separator: ", "))], queues [\(dispatcher.queues.joined(separator: ", "))], concurrency \(settings.concurrency), broker \(brokerURL), backend \(backendURL)")
         if !registry.failures.isEmpty {
@@ -130,6 +134,24 @@ final class HostRuntime: @unchecked Sendable {
         backend.close()
         logger.info("fnhost stopped")
         return 0
+    }
+
+    /// Runs kombu's visibility-timeout restore now and then every `visibilityTimeout / 2`
+    /// seconds (between 1 and 60), until shutdown.
+    private func startRestoreSweeps(broker: RedisBroker, dispatcher: Dispatcher) {
+        let interval = min(60, max(1, settings.visibilityTimeout / 2))
+        let timeout = settings.visibilityTimeout
+        let logger = self.logger
+        startThread(name: "fnhost-restore") { [self] in
+            repeat {
+                do {
+                    let restored = try broker.restoreTimedOut(visibilityTimeout: timeout, holding: dispatcher.heldTags())
+                    if restored > 0 { logger.warning("restored \(restored) deliveries unacknowledged for more than \(timeout)s (visibility_timeout) to their queues") }
+                } catch {
+                    logger.error("visibility-timeout restore failed: \(error)")
+                }
+            } while !waitForSignal(timeout: interval)
+        }
     }
 
     private func installSignalHandlers() -> [DispatchSourceSignal] {
