@@ -42,7 +42,7 @@ unit-test: deps
 	$(SWIFT) test
 
 interop-test: functions venv
-	FNHOST=$(abspath $(FNHOST)) $(PYTHON) -m pytest -q Tests/interop
+	FNHOST=$(abspath $(FNHOST)) $(PYTHON) -m pytest -q Tests/interop $(PYTEST_ARGS)
 
 # Every test: Swift unit tests, then the interop suite against real Celery and redis-server.
 test: unit-test interop-test

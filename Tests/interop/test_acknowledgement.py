@@ -5,7 +5,6 @@ import json
 import signal
 import time
 
-import pytest
 from kombu import Connection
 
 from helpers import (
