@@ -64,7 +64,7 @@ public struct Settlement: Sendable {
         case .rejected(let problem):
             return failed(problem.exception)
         case .timeLimitExceeded(let seconds):
-            return failed(TaskException(type: "TimeLimitExceeded", module: "billiard.exceptions", message: "TimeLimitExceeded(\(seconds),)"))
+            return failed(TaskException(type: "TimeLimitExceeded", module: "billiard.exceptions", message: "\(seconds)"))
         case .workerLost(let how):
             if request.function.options.acksLate && request.function.options.rejectOnWorkerLost {
                 return Settlement(delivery: request.delivery, disposition: .requeue)

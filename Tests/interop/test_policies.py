@@ -1,0 +1,40 @@
+"""The policy seams that already work end to end: hard and soft time limits (task options and
+the producer's `timelimit` header, [hard, soft]) and FNHOST_RETRY up to max_retries.
+Backoff, jitter, autoretry and a durable ETA store are the policy issue's."""
+
+import time
+
+import pytest
+from billiard.exceptions import TimeLimitExceeded
+from celery.exceptions import MaxRetriesExceededError
+
+from helpers import RESULT_TIMEOUT, ack_bookkeeping_is_empty, wait_until
+
+
+@pytest.fixture
+def host(serve, make_functions, tmp_path):
+    config = tmp_path / "fnhost.yml"
+    config.write_text("tasks:\n  math.slow: { time_limit: 1 }\n")
+    return serve(make_functions("retry"), "-c", "2", "--config", config)
+
+
+def test_hard_time_limit_kills_the_worker_and_fails_with_time_limit_exceeded(host, celery_app, redis_dbs):
+    with pytest.raises(TimeLimitExceeded):
+        celery_app.send_task("math.slow", args=[30], queue="math.slow").get(timeout=RESULT_TIMEOUT)
+    assert "hard time limit" in host.log
+    assert celery_app.send_task("math.add", args=[1, 2], queue="math.add").get(timeout=RESULT_TIMEOUT) == 3
+    wait_until(lambda: ack_bookkeeping_is_empty(redis_dbs.broker), 10, "unacked to be empty")
+
+
+def test_timelimit_header_soft_limit_makes_should_stop_say_yes(host, celery_app):
+    # The header [hard, soft] beats the task's option; math.slow stops early once should_stop is 1.
+    value = celery_app.send_task("math.slow", args=[20], queue="math.slow", time_limit=30, soft_time_limit=0.5).get(timeout=RESULT_TIMEOUT)
+    assert value["end"] - value["start"] < 20
+
+
+def test_retry_republishes_until_max_retries_then_fails(host, celery_app, redis_dbs):
+    result = celery_app.send_task("retry.always", queue="retry.always")
+    with pytest.raises(MaxRetriesExceededError):
+        result.get(timeout=RESULT_TIMEOUT)
+    assert host.log.count(f"retry.always[{result.id}] asks for a retry") == 4
+    wait_until(lambda: ack_bookkeeping_is_empty(redis_dbs.broker), 10, "unacked to be empty")
