@@ -45,10 +45,10 @@ struct Call: ParsableCommand {
         defer { session.close() }
         guard let function = session.registry[name] else {
             let known = session.registry.sorted.map(\.name).joined(separator: ", ")
-            throw ValidationError("no function named '\(name)' (loaded: \(known.isEmpty ? "none" : known))")
+            throw FnHostError("no function named '\(name)' (loaded: \(known.isEmpty ? "none" : known))")
         }
         guard let process = session.catalog.probes.first(where: { $0.plugin == function.plugin }) else {
-            throw ValidationError("the plugin of '\(name)' is not running")
+            throw FnHostError("the plugin of '\(name)' is not running")
         }
         let id = "fnhost-call-\(getpid())"
         process.run(Frame.RunTask(taskId: id, taskName: name, retries: 0, softTimeLimit: function.options.softTimeLimit,

@@ -14,7 +14,7 @@ struct PluginSession {
         let file = try options.loadConfigFile()
         logger = LogSetup.bootstrap(try options.logLevel)
         catalog = PluginCatalog.discover(
-            functionsDirectory: options.functionsDirectory(file), stateDirectory: options.resolvedStateDirectory,
+            functionsDirectory: try options.functionsDirectory(file), stateDirectory: options.resolvedStateDirectory,
             executable: WorkerProcess.currentExecutable(), logLevel: options.pythonLogLevel, logger: logger, events: events)
         var registry = catalog.registry
         for error in registry.applyOverrides(file.tasks) { logger.error("config: \(error)") }

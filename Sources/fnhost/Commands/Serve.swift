@@ -55,7 +55,7 @@ struct Serve: ParsableCommand {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
         let settings = HostRuntime.Settings(
-            functionsDirectory: plugins.functionsDirectory(file),
+            functionsDirectory: try plugins.functionsDirectory(file),
             stateDirectory: plugins.resolvedStateDirectory,
             brokerURL: brokerURL,
             backendURL: backendURL,

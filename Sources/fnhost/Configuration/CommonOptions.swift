@@ -23,14 +23,20 @@ struct PluginOptions: ParsableArguments {
     /// The config file, if one is named or `./fnhost.yml` exists.
     func loadConfigFile() throws -> ConfigFile {
         if let config {
-            do { return try ConfigFile.load(config) } catch { throw ValidationError(error.description) }
+            do { return try ConfigFile.load(config) } catch { throw FnHostError(error.description) }
         }
         guard access("fnhost.yml", R_OK) == 0 else { return ConfigFile() }
-        do { return try ConfigFile.load("fnhost.yml") } catch { throw ValidationError(error.description) }
+        do { return try ConfigFile.load("fnhost.yml") } catch { throw FnHostError(error.description) }
     }
 
-    func functionsDirectory(_ file: ConfigFile) -> String {
-        functions ?? file.functionsDirectory ?? "functions"
+    /// The functions directory; an error when it does not exist or is not a directory.
+    func functionsDirectory(_ file: ConfigFile) throws -> String {
+        let path = functions ?? file.functionsDirectory ?? "functions"
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw FnHostError("the functions directory \(path) does not exist (use --functions DIR, or create it and put plugins (*.so) there)")
+        }
+        return path
     }
 
     var resolvedStateDirectory: String {
@@ -83,4 +89,10 @@ enum LogSetup {
         logger.logLevel = level
         return logger
     }
+}
+
+/// An error a user can act on, printed as `Error: <description>` without the usage text.
+struct FnHostError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

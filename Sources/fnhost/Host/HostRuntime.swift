@@ -56,7 +56,7 @@ final class HostRuntime: @unchecked Sendable {
             brokerURL = try RedisURL(settings.brokerURL)
             backendURL = try RedisURL(settings.backendURL)
         } catch {
-            throw ValidationError("\(error.description) (this version supports Redis brokers and backends: redis://host:port/db)")
+            throw FnHostError("\(error.description) (this version supports Redis brokers and backends: redis://host:port/db)")
         }
         let sources = installSignalHandlers()
         _ = sources
