@@ -38,8 +38,9 @@ $(VENV)/.installed: Tests/interop/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r Tests/interop/requirements.txt
 	touch $@
 
+# SWIFT_BACKTRACE=enable=no: a crashing test fails at once instead of waiting on the backtracer.
 unit-test: deps
-	$(SWIFT) test
+	SWIFT_BACKTRACE=enable=no $(SWIFT) test
 
 interop-test: functions venv
 	FNHOST=$(abspath $(FNHOST)) $(PYTHON) -m pytest -q Tests/interop $(PYTEST_ARGS)

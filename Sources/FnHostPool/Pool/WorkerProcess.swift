@@ -83,8 +83,22 @@ public final class WorkerProcess: @unchecked Sendable {
                     "--log-level", String(spec.logLevel)]
         var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        // A plugin that crashes its worker must end as WorkerLostError at once: Swift's crash
+        // backtracer (seconds of symbolication, or a hang without a terminal) is off in
+        // workers unless the user asked for it with SWIFT_BACKTRACE.
+        var env: [UnsafeMutablePointer<CChar>?] = []
+        var i = 0
+        var hasBacktraceSetting = false
+        while let entry = environ[i] {
+            if strncmp(entry, "SWIFT_BACKTRACE=", 16) == 0 { hasBacktraceSetting = true }
+            env.append(strdup(entry))
+            i += 1
+        }
+        if !hasBacktraceSetting { env.append(strdup("SWIFT_BACKTRACE=enable=no")) }
+        env.append(nil)
+        defer { env.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, spec.executable, &actions, nil, &argv, environ)
+        let rc = posix_spawn(&pid, spec.executable, &actions, nil, &argv, &env)
         close(fds[1])
         guard rc == 0 else {
             close(fds[0])
