@@ -137,8 +137,24 @@ public struct JSONParser {
                 entries.append((key: key, value: value))
                 skipSpace()
                 guard let c = next() else { throw error("unterminated object") }
-                if c == UInt8(ascii: "}") { return .object(JSONObject(entries)) }
+                if c == UInt8(ascii: "}") { return .object(JSONObject(Self.lastValueWins(entries))) }
                 guard c == UInt8(ascii: ",") else { throw error("expected ',' or '}'") }
+            }
+        }
+
+        /// A key given twice keeps its last value, as Python's `json.loads` does (at the place
+        /// of its first occurrence).
+        static func lastValueWins(_ entries: [(key: String, value: JSON)]) -> [(key: String, value: JSON)] {
+            guard entries.count > 1 else { return entries }
+            var seen = Set<String>()
+            var duplicated = false
+            for entry in entries where !seen.insert(entry.key).inserted { duplicated = true; break }
+            guard duplicated else { return entries }
+            var last: [String: JSON] = [:]
+            for entry in entries { last[entry.key] = entry.value }
+            var emitted = Set<String>()
+            return entries.compactMap { entry in
+                emitted.insert(entry.key).inserted ? (key: entry.key, value: last[entry.key]!) : nil
             }
         }
 

@@ -13,7 +13,10 @@ public enum CeleryTime {
     }
 
     /// `epoch` formatted like Python's `datetime.isoformat()` of an aware UTC datetime.
+    /// Epochs outside Python's datetime range (years 1 to 9999), infinities and NaN are clamped
+    /// into it rather than trapping: a plugin's retry countdown can be any double.
     public static func isoformat(_ epoch: Double) -> String {
+        let epoch = epoch.isNaN ? 0 : min(max(epoch, -62_135_596_800), 253_402_300_799)
         var seconds = Int64(epoch.rounded(.down))
         var micros = Int64(((epoch - Double(seconds)) * 1_000_000).rounded())
         if micros >= 1_000_000 { seconds += 1; micros -= 1_000_000 }

@@ -1,0 +1,55 @@
+import CeleryProtocol
+import FnHostCore
+import Testing
+
+@Suite struct DispatcherDrainTests {
+    @Test func drainReturnsUnstartedDeliveriesAndRequeuePutsThemBack() throws {
+        let gate = Gate()
+        let host = try TestHost(functions: ["work": "{}"], concurrency: 1, prefetchMultiplier: 4, handlers: [
+            "work": { _ in gate.wait(); return .success(resultJSON: Array("1".utf8)) },
+        ])
+        for i in 0..<5 { host.send(try taskMessage(id: "d-\(i)", task: "work")) }
+        host.start()
+        defer { gate.open(); host.stop() }
+
+        // 1 running + 3 reserved fetched; 1 left in the queue.
+        #expect(eventually { host.broker.unackedCount == 4 && host.executor.runningTotal == 1 })
+        host.consumer.stop()
+        #expect(host.broker.length(of: "work") == 1)
+
+        let back = host.dispatcher.drain()
+        #expect(back.count == 3)
+        #expect(Set(back.map(\.tag)).count == 3)
+        #expect(host.dispatcher.fetchPlan() == nil)
+        try host.broker.requeue(back)
+        #expect(host.broker.length(of: "work") == 4)
+        #expect(host.broker.unackedCount == 1)
+
+        // The running task still finishes and is settled; nothing else starts.
+        gate.open()
+        #expect(host.dispatcher.waitUntilIdle(timeout: 10))
+        let ran = try #require(host.executor.startedIds.first)
+        #expect(host.broker.waitForResult(ran, timeout: 10)?.status == .success)
+        host.settle()
+        #expect(host.executor.startedIds == [ran])
+        #expect(host.broker.unackedCount == 0)
+        #expect(host.broker.length(of: "work") == 4)
+    }
+
+    @Test func drainAlsoReturnsDeliveriesWaitingForTheirEta() throws {
+        let host = try TestHost(functions: ["work": "{}"], concurrency: 1, handlers: ["work": succeed])
+        let eta = CeleryTime.isoformat(CeleryTime.now() + 3600)
+        host.send(try taskMessage(id: "later", task: "work", ["eta": .string(eta)]))
+        host.start()
+        defer { host.stop() }
+
+        #expect(eventually { host.broker.unackedCount == 1 })
+        host.consumer.stop()
+        let back = host.dispatcher.drain()
+        #expect(back.count == 1)
+        try host.broker.requeue(back)
+        #expect(host.broker.length(of: "work") == 1)
+        #expect(host.broker.unackedCount == 0)
+        #expect(host.executor.started.isEmpty)
+    }
+}
