@@ -81,9 +81,10 @@ public final class OutcomeHandler: @unchecked Sendable {
             }
             if batch.isEmpty { return }
             var delay = 0.05
+            var progress = Progress()
             while true {
                 do {
-                    try perform(batch)
+                    try perform(batch, progress: &progress)
                     break
                 } catch {
                     logger.error("settling \(batch.count) outcomes failed, retrying in \(delay)s: \(error)")
@@ -102,14 +103,26 @@ public final class OutcomeHandler: @unchecked Sendable {
         }
     }
 
-    private func perform(_ batch: [Settlement]) throws {
-        for settlement in batch {
-            for (queue, message) in settlement.publish { try broker.publish(message, toQueue: queue) }
+    /// How far a batch got, so a retried batch never publishes a follow-up message twice.
+    private struct Progress {
+        var published = 0
+        var stored = false
+        var acked = false
+    }
+
+    private func perform(_ batch: [Settlement], progress: inout Progress) throws {
+        let messages = batch.flatMap(\.publish)
+        while progress.published < messages.count {
+            let (queue, message) = messages[progress.published]
+            try broker.publish(message, toQueue: queue)
+            progress.published += 1
         }
         let results = batch.flatMap(\.results)
-        if !results.isEmpty, let backend { try backend.store(results) }
+        if !progress.stored, !results.isEmpty, let backend { try backend.store(results) }
+        progress.stored = true
         let acks = batch.compactMap { $0.disposition == .ack ? $0.delivery : nil }
-        if !acks.isEmpty { try broker.ack(acks) }
+        if !progress.acked, !acks.isEmpty { try broker.ack(acks) }
+        progress.acked = true
         let requeues = batch.compactMap { $0.disposition == .requeue ? $0.delivery : nil }
         if !requeues.isEmpty { try broker.requeue(requeues) }
     }

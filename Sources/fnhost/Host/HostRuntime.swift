@@ -42,6 +42,8 @@ final class HostRuntime: @unchecked Sendable {
     private let logger: Logger
     private let signals = ConditionLock()
     private var signalCount = 0
+    /// Kept for the life of the runtime: a released source stops delivering signals.
+    private var signalSources: [DispatchSourceSignal] = []
 
     init(settings: Settings, logger: Logger) {
         self.settings = settings
@@ -58,8 +60,7 @@ final class HostRuntime: @unchecked Sendable {
         } catch {
             throw FnHostError("\(error.description) (this version supports Redis brokers and backends: redis://host:port/db)")
         }
-        let sources = installSignalHandlers()
-        _ = sources
+        signalSources = installSignalHandlers()
 
         let executable = WorkerProcess.currentExecutable()
         let box = ExecutorBox()
