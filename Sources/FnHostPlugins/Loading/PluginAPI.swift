@@ -145,6 +145,9 @@ extension RegistryContext {
 
 /// Writes the worker process's own log lines to stderr, which the host shares.
 public enum WorkerLog {
+    /// Plugin `log` calls below this Python logging level (10 debug .. 50 critical) are dropped.
+    public static func setPluginThreshold(_ level: Int32) { PluginAPI.logThreshold = level }
+
     public static func write(_ line: String) {
         let bytes = Array("fnhost-worker[\(getpid())] \(line)\n".utf8)
         bytes.withUnsafeBytes { raw in

@@ -20,6 +20,7 @@ public enum WorkerMain {
         // The host handles SIGINT/SIGTERM for the whole group; a worker finishes its task.
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
+        WorkerLog.setPluginThreshold(logLevel)
         let channel = FrameChannel(fd: fd)
         let plugin: LoadedPlugin
         do {
