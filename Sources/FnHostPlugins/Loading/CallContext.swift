@@ -18,6 +18,8 @@ final class CallContext {
     let kwargsLength: Int
     let taskId: [CChar]
     let taskName: [CChar]
+    let id: String
+    let name: String
     let retries: Int32
     /// Monotonic time after which `should_stop` says 1 (the soft time limit).
     let softDeadline: Double?
@@ -28,6 +30,8 @@ final class CallContext {
         self.kwargs = kwargsJSON.map { CChar(bitPattern: $0) } + [0]
         self.argsLength = argsJSON.count
         self.kwargsLength = kwargsJSON.count
+        self.id = taskId
+        self.name = taskName
         self.taskId = Array(taskId.utf8CString)
         self.taskName = Array(taskName.utf8CString)
         self.retries = Int32(clamping: retries)

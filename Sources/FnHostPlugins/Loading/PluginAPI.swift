@@ -77,8 +77,8 @@ enum PluginAPI {
         api.pointee.log = { call, level, message in
             guard let message else { return }
             let ctx = PluginAPI.call(call)
-            let name = ctx.map { String(cString: $0.taskName) } ?? "plugin"
-            let id = ctx.map { String(cString: $0.taskId) } ?? ""
+            let name = ctx?.name ?? "plugin"
+            let id = ctx?.id ?? ""
             let label: String
             switch level {
             case ..<20: label = "debug"
