@@ -1,6 +1,6 @@
 """The policy seams that already work end to end: hard and soft time limits (task options and
-the producer's `timelimit` header, [hard, soft]) and FNHOST_RETRY up to max_retries.
-Backoff, jitter, autoretry and a durable ETA store are the policy issue's."""
+the producer's `timelimit` header, [hard, soft]), FNHOST_RETRY up to max_retries, and autoretry
+with exponential backoff. A durable ETA store and the dead-letter queue are the policy issue's."""
 
 import time
 
@@ -37,4 +37,16 @@ def test_retry_republishes_until_max_retries_then_fails(host, celery_app, redis_
     with pytest.raises(MaxRetriesExceededError):
         result.get(timeout=RESULT_TIMEOUT)
     assert host.log.count(f"retry.always[{result.id}] asks for a retry") == 4
+    wait_until(lambda: ack_bookkeeping_is_empty(redis_dbs.broker), 10, "unacked to be empty")
+
+
+def test_autoretry_with_backoff_retries_then_fails_with_the_tasks_own_exception(serve, make_functions, celery_app, redis_dbs, tmp_path):
+    config = tmp_path / "autoretry.yml"
+    config.write_text("tasks:\n  math.div: { autoretry: true, max_retries: 2, retry_backoff: true, retry_backoff_max: 1, retry_jitter: false }\n")
+    host = serve(make_functions(), "-c", "1", "--config", config)
+    result = celery_app.send_task("math.div", args=[1, 0], queue="math.div")
+    with pytest.raises(ZeroDivisionError):
+        result.get(timeout=RESULT_TIMEOUT)
+    # The first run and two retries, each a ZeroDivisionError.
+    assert host.log.count(f"math.div[{result.id}] failed: ZeroDivisionError") == 3
     wait_until(lambda: ack_bookkeeping_is_empty(redis_dbs.broker), 10, "unacked to be empty")

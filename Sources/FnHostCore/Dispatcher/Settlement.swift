@@ -43,7 +43,8 @@ public struct Settlement: Sendable {
     /// - retry: a copy with `retries + 1` and an `eta` is published to the same queue, RETRY
     ///   stored, then acked; past `max_retries`, FAILURE `MaxRetriesExceededError`.
     /// When the request was acknowledged early (`acks_late: false`) the disposition is `.none`.
-    public static func of(_ request: TaskRequest, outcome: TaskOutcome, now: Double = CeleryTime.now()) -> Settlement {
+    public static func of(_ request: TaskRequest, outcome: TaskOutcome, now: Double = CeleryTime.now(),
+                          randomUpTo: (Int) -> Int = RetryPolicy.systemRandom) -> Settlement {
         let done: Disposition = request.function.options.acksLate ? .ack : .none
         let message = request.message
         func result(_ meta: ResultMeta) -> [ResultMeta] { request.storesResult ? [meta] : [] }
@@ -54,12 +55,38 @@ public struct Settlement: Sendable {
                                                   groupId: message.group, parentId: message.parentId)),
                        disposition: done)
         }
+        /// A copy with `retries + 1` and an `eta` published to the same queue, RETRY stored, then acked.
+        func retried(countdown delay: Double, reason: String, exception: TaskException?) -> Settlement {
+            var headers = message.headers
+            headers["retries"] = .int(Int64(message.retries + 1))
+            headers["eta"] = .string(CeleryTime.isoformat(now + delay))
+            if headers["parent_id"]?.isNull ?? true { headers["parent_id"] = .string(message.id) }
+            do {
+                let next = try TaskMessage(headers: headers, contentType: message.contentType, contentEncoding: message.contentEncoding,
+                                           body: message.body, correlationId: message.correlationId, replyTo: message.replyTo,
+                                           priority: message.priority)
+                let retryMeta = ResultMeta.exception(
+                    exception ?? TaskException(type: "Retry", module: "celery.exceptions", message: "Retry in \(delay)s: \(reason)"),
+                    state: .retry, taskId: message.id, groupId: message.group, parentId: message.parentId)
+                return Settlement(delivery: request.delivery, publish: [(request.delivery.queue, next)],
+                                  results: result(retryMeta), disposition: done)
+            } catch {
+                return failed(TaskException(type: "RuntimeError", module: "builtins", message: "cannot build the retry message: \(error)"))
+            }
+        }
         switch outcome {
         case .success(let json):
             return Settlement(delivery: request.delivery,
                               results: result(.success(taskId: message.id, resultJSON: json, groupId: message.group, parentId: message.parentId)),
                               disposition: done)
         case .failure(let exception, let traceback):
+            let policy = RetryPolicy(request.function.options)
+            if policy.autoretry && policy.allowsRetry(after: message.retries) {
+                return retried(countdown: policy.countdown(requested: nil, retries: message.retries, randomUpTo: randomUpTo),
+                               reason: "\(exception.type): \(exception.message)", exception: exception)
+            }
+            // Past max_retries an autoretried task fails with its own exception, as Celery's
+            // retry(exc=exc) raises exc.
             return failed(exception, traceback: traceback)
         case .rejected(let problem):
             return failed(problem.exception)
@@ -71,29 +98,14 @@ public struct Settlement: Sendable {
             }
             return failed(.workerLost(how))
         case .retry(let countdown, let reason):
-            let options = request.function.options
-            if let max = options.maxRetries, message.retries + 1 > max {
+            let policy = RetryPolicy(request.function.options)
+            guard policy.allowsRetry(after: message.retries) else {
                 return failed(TaskException(
                     type: "MaxRetriesExceededError", module: "celery.exceptions",
-                    message: "Can't retry \(message.task)[\(message.id)]: \(max) retries exceeded (last reason: \(reason))"))
+                    message: "Can't retry \(message.task)[\(message.id)]: \(policy.maxRetries ?? 0) retries exceeded (last reason: \(reason))"))
             }
-            let delay = (countdown ?? -1) >= 0 ? countdown! : options.defaultRetryDelay
-            var headers = message.headers
-            headers["retries"] = .int(Int64(message.retries + 1))
-            headers["eta"] = .string(CeleryTime.isoformat(now + delay))
-            if headers["parent_id"]?.isNull ?? true { headers["parent_id"] = .string(message.id) }
-            do {
-                let next = try TaskMessage(headers: headers, contentType: message.contentType, contentEncoding: message.contentEncoding,
-                                           body: message.body, correlationId: message.correlationId, replyTo: message.replyTo,
-                                           priority: message.priority)
-                let retryMeta = ResultMeta.exception(
-                    TaskException(type: "Retry", module: "celery.exceptions", message: "Retry in \(delay)s: \(reason)"),
-                    state: .retry, taskId: message.id, groupId: message.group, parentId: message.parentId)
-                return Settlement(delivery: request.delivery, publish: [(request.delivery.queue, next)],
-                                  results: result(retryMeta), disposition: done)
-            } catch {
-                return failed(TaskException(type: "RuntimeError", module: "builtins", message: "cannot build the retry message: \(error)"))
-            }
+            return retried(countdown: policy.countdown(requested: countdown, retries: message.retries, randomUpTo: randomUpTo),
+                           reason: reason, exception: nil)
         }
     }
 }

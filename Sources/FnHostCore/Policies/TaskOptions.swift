@@ -4,10 +4,8 @@ import CeleryProtocol
 ///
 /// Parsed from the plugin's `options_json`, then overridden by the deployment's config
 /// (`tasks:` in fnhost.yml). Parsing validates every key and value: an unknown key or a bad
-/// value is an error that names the key. `queue`, `concurrency`, `ignore_result` and
-/// `acks_late` take effect in this version; `time_limit`/`soft_time_limit`, `max_retries` and
-/// `default_retry_delay` too; backoff, jitter, autoretry and rate limits are stored for the
-/// policy work.
+/// value is an error that names the key. Every option takes effect except `rate_limit`, which
+/// is validated and stored for the policy work.
 public struct TaskOptions: Sendable, Equatable {
     /// The queue the task is consumed from; `nil` means the task's own name.
     public var queue: String?
