@@ -69,4 +69,32 @@ enum RedisScripts {
         if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
         return 0
         """
+
+    /// Moves one delivery into the delayed store and acknowledges it, atomically.
+    /// KEYS: unacked, unacked_index, delayed. ARGV: delivery tag, ETA (epoch seconds), member.
+    static let delay = """
+        redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+        if ARGV[1] ~= '' then
+          redis.call('HDEL', KEYS[1], ARGV[1])
+          redis.call('ZREM', KEYS[2], ARGV[1])
+        end
+        return 1
+        """
+
+    /// Puts due delayed messages back at the consuming end of their lists. ZREM decides which
+    /// caller moves a member, so each goes back once. KEYS: delayed. ARGV: limit, separator.
+    static let moveDue = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+        local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+        local moved = 0
+        for _, m in ipairs(due) do
+          local i = string.find(m, ARGV[2], 1, true)
+          if redis.call('ZREM', KEYS[1], m) == 1 and i then
+            redis.call('RPUSH', string.sub(m, 1, i - 1), string.sub(m, i + #ARGV[2]))
+            moved = moved + 1
+          end
+        end
+        return moved
+        """
 }

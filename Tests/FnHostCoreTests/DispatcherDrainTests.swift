@@ -38,7 +38,8 @@ import Testing
 
     @Test func drainAlsoReturnsDeliveriesWaitingForTheirEta() throws {
         let host = try TestHost(functions: ["work": "{}"], concurrency: 1, handlers: ["work": succeed])
-        let eta = CeleryTime.isoformat(CeleryTime.now() + 3600)
+        // Within the delayed-store horizon (5 s), so held in memory, unacknowledged.
+        let eta = CeleryTime.isoformat(CeleryTime.now() + 4)
         host.send(try taskMessage(id: "later", task: "work", ["eta": .string(eta)]))
         host.start()
         defer { host.stop() }

@@ -69,6 +69,7 @@ final class RecordingBroker: Broker, @unchecked Sendable {
     }
     func ack(_ deliveries: [Delivery]) throws { try inner.ack(deliveries) }
     func requeue(_ deliveries: [Delivery]) throws { try inner.requeue(deliveries) }
+    func delay(_ deliveries: [(delivery: Delivery, until: Double)]) throws { try inner.delay(deliveries) }
     func publish(_ message: TaskMessage, toQueue queue: String) throws { try inner.publish(message, toQueue: queue) }
     func close() { inner.close() }
 }

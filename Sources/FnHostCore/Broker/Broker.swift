@@ -21,6 +21,11 @@ public protocol Broker: AnyObject, Sendable {
     /// reject with requeue). A delivery already acknowledged or restored is left alone.
     func requeue(_ deliveries: [Delivery]) throws
 
+    /// Moves deliveries to the broker's durable delayed store, each until its time (epoch
+    /// seconds), acknowledging them in the same atomic step. The broker puts each back at the
+    /// consuming end of its queue once due (see the broker's own mover), exactly once.
+    func delay(_ deliveries: [(delivery: Delivery, until: Double)]) throws
+
     /// Publishes a serialized message to `queue` through the default exchange.
     func publish(_ message: TaskMessage, toQueue queue: String) throws
 

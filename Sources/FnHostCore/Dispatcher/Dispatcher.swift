@@ -10,6 +10,11 @@ import Logging
 /// concurrency) x prefetchMultiplier` of one function; `fetchPlan()` asks only for what fits,
 /// so nothing is fetched that has nowhere to run. Deliveries held for an ETA do not count.
 ///
+/// ETA: a task due within `delayedStoreHorizon` is held in memory (unacknowledged) until due;
+/// one due later goes to the broker's durable delayed store and is acknowledged, so it is never
+/// redelivered by a visibility timeout (Redis) or cut by `consumer_timeout` (RabbitMQ) while
+/// it waits: Celery's duplicate-ETA flaw does not exist here.
+///
 /// Threading: every method may be called from any thread; state is behind one lock, and the
 /// executor and the outcome handler are always called with the lock released.
 public final class Dispatcher: @unchecked Sendable {
@@ -21,11 +26,15 @@ public final class Dispatcher: @unchecked Sendable {
         public var prefetchMultiplier: Int
         /// Extra queues every function consumes (`-Q`), besides its own.
         public var sharedQueues: [String]
+        /// ETAs further away than this many seconds go to the broker's durable delayed store
+        /// (and are acknowledged); nearer ones are held in memory. `nil` holds every ETA in memory.
+        public var delayedStoreHorizon: Double?
 
-        public init(concurrency: Int, prefetchMultiplier: Int = 4, sharedQueues: [String] = []) {
+        public init(concurrency: Int, prefetchMultiplier: Int = 4, sharedQueues: [String] = [], delayedStoreHorizon: Double? = 5) {
             self.concurrency = max(1, concurrency)
             self.prefetchMultiplier = max(1, prefetchMultiplier)
             self.sharedQueues = sharedQueues
+            self.delayedStoreHorizon = delayedStoreHorizon
         }
     }
 
@@ -189,6 +198,10 @@ public final class Dispatcher: @unchecked Sendable {
             return .settle(revoked(request))
         }
         if let eta = message.eta, eta > now + 0.001 {
+            if let horizon = configuration.delayedStoreHorizon, eta > now + horizon, !delivery.tag.isEmpty {
+                logger.debug("task \(message.task)[\(message.id)] has an ETA \(Int(eta - now))s away: moved to the delayed store")
+                return .settle(Settlement(delivery: delivery, disposition: .delay(until: eta)))
+            }
             return .schedule(request, eta: eta)
         }
         return .run(request)

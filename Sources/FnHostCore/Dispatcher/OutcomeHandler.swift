@@ -125,5 +125,10 @@ public final class OutcomeHandler: @unchecked Sendable {
         progress.acked = true
         let requeues = batch.compactMap { $0.disposition == .requeue ? $0.delivery : nil }
         if !requeues.isEmpty { try broker.requeue(requeues) }
+        let delays = batch.compactMap { settlement -> (delivery: Delivery, until: Double)? in
+            guard case .delay(let until) = settlement.disposition, let delivery = settlement.delivery else { return nil }
+            return (delivery, until)
+        }
+        if !delays.isEmpty { try broker.delay(delays) }
     }
 }

@@ -14,6 +14,9 @@ public struct Settlement: Sendable {
         case requeue
         /// Nothing: it was already acknowledged (early ack) or there is nothing to acknowledge.
         case none
+        /// Move it to the broker's durable delayed store until `until` (epoch seconds), and
+        /// acknowledge it in the same atomic step: a long ETA is never held unacknowledged.
+        case delay(until: Double)
     }
 
     public var delivery: Delivery?

@@ -7,6 +7,7 @@ public final class InMemoryBroker: Broker, ResultBackend, @unchecked Sendable {
     private var lists: [String: [[UInt8]]] = [:]
     private var unacked: [String: Delivery] = [:]
     private var stored: [String: ResultMeta] = [:]
+    private var delayed: [(until: Double, source: String, payload: [UInt8])] = []
     private var closed = false
     private var nextTag = 0
 
@@ -64,6 +65,30 @@ public final class InMemoryBroker: Broker, ResultBackend, @unchecked Sendable {
             lock.broadcast()
         }
     }
+
+    public func delay(_ deliveries: [(delivery: Delivery, until: Double)]) throws {
+        lock.withLock {
+            for (d, until) in deliveries {
+                unacked[d.tag] = nil
+                delayed.append((until, d.source, d.payload))
+            }
+        }
+    }
+
+    /// Moves delayed messages due at `now` back to the front of their queues; returns how many.
+    @discardableResult
+    public func moveDueDelayed(now: Double) -> Int {
+        lock.withLock {
+            let due = delayed.filter { $0.until <= now }
+            delayed.removeAll { $0.until <= now }
+            for item in due { lists[item.source, default: []].insert(item.payload, at: 0) }
+            lock.broadcast()
+            return due.count
+        }
+    }
+
+    /// Messages waiting in the delayed store.
+    public var delayedCount: Int { lock.withLock { delayed.count } }
 
     public func publish(_ message: TaskMessage, toQueue queue: String) throws {
         sendRaw(RedisEnvelope.encode(message, queue: queue, deliveryTag: "pub-\(queue)-\(message.id)-\(message.retries)"), to: queue)

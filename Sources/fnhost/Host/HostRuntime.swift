@@ -105,6 +105,7 @@ final class HostRuntime: @unchecked Sendable {
         let consumer = Consumer(broker: broker, dispatcher: dispatcher, logger: logger)
         consumer.start()
         startRestoreSweeps(broker: broker, dispatcher: dispatcher)
+        startDelayedMover(broker: broker)
         let functions = registry.sorted.map(\.name)
         logger.info("fnhost ready: \(settings.hostname), \(functions.count) functions [\(functions.joined(separator: ", "))], queues [\(dispatcher.queues.joined(separator: ", "))], concurrency \(settings.concurrency), broker \(brokerURL), backend \(backendURL)")
         if !registry.failures.isEmpty {
@@ -152,6 +153,21 @@ final class HostRuntime: @unchecked Sendable {
                     logger.error("visibility-timeout restore failed: \(error)")
                 }
             } while !waitForSignal(timeout: interval)
+        }
+    }
+
+    /// Moves due messages from the durable delayed store back to their queues, every 0.25 s.
+    private func startDelayedMover(broker: RedisBroker) {
+        let logger = self.logger
+        startThread(name: "fnhost-delayed") { [self] in
+            repeat {
+                do {
+                    let moved = try broker.moveDueDelayed()
+                    if moved > 0 { logger.debug("moved \(moved) due delayed messages back to their queues") }
+                } catch {
+                    logger.error("moving due delayed messages failed: \(error)")
+                }
+            } while !waitForSignal(timeout: 0.25)
         }
     }
 
