@@ -97,4 +97,25 @@ enum RedisScripts {
         end
         return moved
         """
+
+    /// Appends a dead letter and acknowledges its delivery, atomically.
+    /// KEYS: unacked, unacked_index, dlq. ARGV: delivery tag (may be empty), entry.
+    static let deadLetter = """
+        redis.call('RPUSH', KEYS[3], ARGV[2])
+        if ARGV[1] ~= '' then
+          redis.call('HDEL', KEYS[1], ARGV[1])
+          redis.call('ZREM', KEYS[2], ARGV[1])
+        end
+        return 1
+        """
+
+    /// Takes one entry out of the dead-letter queue and publishes its message, atomically; does
+    /// nothing if the entry is no longer there. KEYS: dlq, list key. ARGV: entry, message.
+    static let replayDeadLetter = """
+        if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+          redis.call('LPUSH', KEYS[2], ARGV[2])
+          return 1
+        end
+        return 0
+        """
 }

@@ -70,6 +70,7 @@ final class RecordingBroker: Broker, @unchecked Sendable {
     func ack(_ deliveries: [Delivery]) throws { try inner.ack(deliveries) }
     func requeue(_ deliveries: [Delivery]) throws { try inner.requeue(deliveries) }
     func delay(_ deliveries: [(delivery: Delivery, until: Double)]) throws { try inner.delay(deliveries) }
+    func deadLetter(_ deliveries: [(delivery: Delivery, reason: String)]) throws { try inner.deadLetter(deliveries) }
     func publish(_ message: TaskMessage, toQueue queue: String) throws { try inner.publish(message, toQueue: queue) }
     func close() { inner.close() }
 }

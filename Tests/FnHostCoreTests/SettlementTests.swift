@@ -138,7 +138,9 @@ import Testing
     @Test func retryPastMaxRetriesFailsWithMaxRetriesExceeded() throws {
         let s = Settlement.of(try request(#"{"max_retries": 3}"#, retries: 3), outcome: .retry(countdown: 1, reason: "again"))
         #expect(s.publish.isEmpty)
-        #expect(s.disposition == .ack)
+        // The message goes to the dead-letter queue (acknowledged in the same step).
+        guard case .deadLetter(let reason) = s.disposition else { Issue.record("expected a dead letter, got \(s.disposition)"); return }
+        #expect(reason.hasPrefix("MaxRetriesExceededError"))
         let (state, json) = try exceptionResult(s)
         #expect(state == .failure)
         #expect(json["exc_type"] == "MaxRetriesExceededError")

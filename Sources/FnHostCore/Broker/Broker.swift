@@ -26,6 +26,10 @@ public protocol Broker: AnyObject, Sendable {
     /// consuming end of its queue once due (see the broker's own mover), exactly once.
     func delay(_ deliveries: [(delivery: Delivery, until: Double)]) throws
 
+    /// Moves deliveries, exactly as received, to the dead-letter queue with their reason,
+    /// acknowledging each in the same atomic step.
+    func deadLetter(_ deliveries: [(delivery: Delivery, reason: String)]) throws
+
     /// Publishes a serialized message to `queue` through the default exchange.
     func publish(_ message: TaskMessage, toQueue queue: String) throws
 

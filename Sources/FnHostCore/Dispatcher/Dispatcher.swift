@@ -170,12 +170,13 @@ public final class Dispatcher: @unchecked Sendable {
         switch delivery.message {
         case .failure(let problem):
             guard let id = problem.taskId else {
-                logger.error("dropping an unreadable message from queue \(delivery.queue): \(problem.reason)")
-                return .settle(Settlement(delivery: delivery, disposition: .ack))
+                logger.error("an unreadable message from queue \(delivery.queue) goes to the dead-letter queue: \(problem.reason)")
+                return .settle(Settlement(delivery: delivery, disposition: .deadLetter(reason: problem.reason)))
             }
             logger.error("task \(problem.taskName ?? "?")[\(id)] from queue \(delivery.queue) cannot run: \(problem.reason)")
             let traceback = Settlement.traceback(problem.exception, context: "message \(id) from queue \(delivery.queue) cannot be decoded")
-            return .settle(Settlement(delivery: delivery, results: [.exception(problem.exception, taskId: id, traceback: traceback)], disposition: .ack))
+            return .settle(Settlement(delivery: delivery, results: [.exception(problem.exception, taskId: id, traceback: traceback)],
+                                      disposition: .deadLetter(reason: "\(problem.exception.type): \(problem.reason)")))
         case .success(let m):
             message = m
         }
@@ -187,7 +188,7 @@ public final class Dispatcher: @unchecked Sendable {
                     .notRegistered(message.task), taskId: message.id,
                     traceback: Settlement.traceback(.notRegistered(message.task), context: "no function named \(message.task) is loaded"),
                     groupId: message.group, parentId: message.parentId)],
-                disposition: .ack))
+                disposition: .deadLetter(reason: "NotRegistered: no function named \(message.task) is loaded")))
         }
         if let problem = message.contentProblem() {
             logger.error("task \(message.task)[\(message.id)] refused: \(problem.reason)")

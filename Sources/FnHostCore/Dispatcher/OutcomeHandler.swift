@@ -130,5 +130,10 @@ public final class OutcomeHandler: @unchecked Sendable {
             return (delivery, until)
         }
         if !delays.isEmpty { try broker.delay(delays) }
+        let dead = batch.compactMap { settlement -> (delivery: Delivery, reason: String)? in
+            guard case .deadLetter(let reason) = settlement.disposition, let delivery = settlement.delivery else { return nil }
+            return (delivery, reason)
+        }
+        if !dead.isEmpty { try broker.deadLetter(dead) }
     }
 }

@@ -17,6 +17,9 @@ public struct Settlement: Sendable {
         /// Move it to the broker's durable delayed store until `until` (epoch seconds), and
         /// acknowledge it in the same atomic step: a long ETA is never held unacknowledged.
         case delay(until: Double)
+        /// Move it, intact, to the dead-letter queue with `reason`, acknowledging it in the same
+        /// atomic step (a message that cannot run: undecodable, unknown task, retries exhausted).
+        case deadLetter(reason: String)
     }
 
     public var delivery: Delivery?
@@ -44,19 +47,20 @@ public struct Settlement: Sendable {
     /// - worker lost: with `acks_late` and `reject_on_worker_lost`, requeued; else FAILURE
     ///   `WorkerLostError`, acked.
     /// - retry: a copy with `retries + 1` and an `eta` is published to the same queue, RETRY
-    ///   stored, then acked; past `max_retries`, FAILURE `MaxRetriesExceededError`.
+    ///   stored, then acked; past `max_retries`, FAILURE `MaxRetriesExceededError`, and the
+    ///   message goes to the dead-letter queue (so do rejected messages and exhausted autoretries).
     /// When the request was acknowledged early (`acks_late: false`) the disposition is `.none`.
     public static func of(_ request: TaskRequest, outcome: TaskOutcome, now: Double = CeleryTime.now(),
                           randomUpTo: (Int) -> Int = RetryPolicy.systemRandom) -> Settlement {
         let done: Disposition = request.function.options.acksLate ? .ack : .none
         let message = request.message
         func result(_ meta: ResultMeta) -> [ResultMeta] { request.storesResult ? [meta] : [] }
-        func failed(_ exception: TaskException, traceback: String? = nil) -> Settlement {
+        func failed(_ exception: TaskException, traceback: String? = nil, deadLetter: Bool = false) -> Settlement {
             let text = traceback ?? Settlement.traceback(exception, context: "task \(message.task)[\(message.id)] in plugin \(request.function.plugin)")
             return Settlement(delivery: request.delivery,
                        results: result(.exception(exception, taskId: message.id, traceback: text,
                                                   groupId: message.group, parentId: message.parentId)),
-                       disposition: done)
+                       disposition: deadLetter ? .deadLetter(reason: "\(exception.type): \(exception.message)") : done)
         }
         /// A copy with `retries + 1` and an `eta` published to the same queue, RETRY stored, then acked.
         func retried(countdown delay: Double, reason: String, exception: TaskException?) -> Settlement {
@@ -89,10 +93,10 @@ public struct Settlement: Sendable {
                                reason: "\(exception.type): \(exception.message)", exception: exception)
             }
             // Past max_retries an autoretried task fails with its own exception, as Celery's
-            // retry(exc=exc) raises exc.
-            return failed(exception, traceback: traceback)
+            // retry(exc=exc) raises exc, and its message goes to the dead-letter queue.
+            return failed(exception, traceback: traceback, deadLetter: policy.autoretry)
         case .rejected(let problem):
-            return failed(problem.exception)
+            return failed(problem.exception, deadLetter: true)
         case .timeLimitExceeded(let seconds):
             return failed(TaskException(type: "TimeLimitExceeded", module: "billiard.exceptions", message: "\(seconds)"))
         case .workerLost(let how):
@@ -105,7 +109,8 @@ public struct Settlement: Sendable {
             guard policy.allowsRetry(after: message.retries) else {
                 return failed(TaskException(
                     type: "MaxRetriesExceededError", module: "celery.exceptions",
-                    message: "Can't retry \(message.task)[\(message.id)]: \(policy.maxRetries ?? 0) retries exceeded (last reason: \(reason))"))
+                    message: "Can't retry \(message.task)[\(message.id)]: \(policy.maxRetries ?? 0) retries exceeded (last reason: \(reason))"),
+                    deadLetter: true)
             }
             return retried(countdown: policy.countdown(requested: countdown, retries: message.retries, randomUpTo: randomUpTo),
                            reason: reason, exception: nil)

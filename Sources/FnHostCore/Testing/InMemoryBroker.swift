@@ -8,6 +8,7 @@ public final class InMemoryBroker: Broker, ResultBackend, @unchecked Sendable {
     private var unacked: [String: Delivery] = [:]
     private var stored: [String: ResultMeta] = [:]
     private var delayed: [(until: Double, source: String, payload: [UInt8])] = []
+    private var deadLetters: [(reason: String, queue: String, payload: [UInt8])] = []
     private var closed = false
     private var nextTag = 0
 
@@ -86,6 +87,18 @@ public final class InMemoryBroker: Broker, ResultBackend, @unchecked Sendable {
             return due.count
         }
     }
+
+    public func deadLetter(_ deliveries: [(delivery: Delivery, reason: String)]) throws {
+        lock.withLock {
+            for (d, reason) in deliveries {
+                unacked[d.tag] = nil
+                deadLetters.append((reason, d.queue, d.payload))
+            }
+        }
+    }
+
+    /// What went to the dead-letter queue, in order.
+    public var deadLettered: [(reason: String, queue: String, payload: [UInt8])] { lock.withLock { deadLetters } }
 
     /// Messages waiting in the delayed store.
     public var delayedCount: Int { lock.withLock { delayed.count } }

@@ -42,12 +42,8 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let file = try plugins.loadConfigFile()
-        let env = { (names: [String]) -> String? in
-            for n in names { if let v = getenv(n), v.pointee != 0 { return String(cString: v) } }
-            return nil
-        }
-        let brokerURL = broker ?? env(["FNHOST_BROKER_URL", "CELERY_BROKER_URL"]) ?? file.brokerURL ?? "redis://127.0.0.1:6379/0"
-        let backendURL = backend ?? env(["FNHOST_RESULT_BACKEND", "CELERY_RESULT_BACKEND"]) ?? file.resultBackend ?? brokerURL
+        let brokerURL = file.brokerURL(flag: broker)
+        let backendURL = backend ?? ConfigFile.environment(["FNHOST_RESULT_BACKEND", "CELERY_RESULT_BACKEND"]) ?? file.resultBackend ?? brokerURL
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let c = concurrency ?? file.concurrency ?? max(1, cpus)
         guard c >= 1, c <= 1024 else { throw ValidationError("--concurrency must be from 1 to 1024") }

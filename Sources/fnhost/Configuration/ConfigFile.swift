@@ -108,6 +108,17 @@ struct ConfigFile {
         return config
     }
 
+    /// The first of `names` set (non-empty) in the environment.
+    static func environment(_ names: [String]) -> String? {
+        for n in names { if let v = getenv(n), v.pointee != 0 { return String(cString: v) } }
+        return nil
+    }
+
+    /// The broker URL: the flag, else the environment, else this file, else local Redis.
+    func brokerURL(flag: String?) -> String {
+        flag ?? Self.environment(["FNHOST_BROKER_URL", "CELERY_BROKER_URL"]) ?? brokerURL ?? "redis://127.0.0.1:6379/0"
+    }
+
     static func readText(_ path: String) -> String? {
         guard let f = fopen(path, "r") else { return nil }
         defer { fclose(f) }
