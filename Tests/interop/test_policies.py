@@ -50,3 +50,16 @@ def test_autoretry_with_backoff_retries_then_fails_with_the_tasks_own_exception(
     # The first run and two retries, each a ZeroDivisionError.
     assert host.log.count(f"math.div[{result.id}] failed: ZeroDivisionError") == 3
     wait_until(lambda: ack_bookkeeping_is_empty(redis_dbs.broker), 10, "unacked to be empty")
+
+
+def test_rate_limit_spaces_a_functions_starts_per_host(serve, make_functions, celery_app, tmp_path):
+    config = tmp_path / "rate.yml"
+    config.write_text('tasks:\n  math.slow: { rate_limit: "4/s" }\n')
+    serve(make_functions(), "-c", "4", "--config", config)
+    results = [celery_app.send_task("math.slow", args=[0], queue="math.slow") for _ in range(5)]
+    starts = sorted(r.get(timeout=RESULT_TIMEOUT)["start"] for r in results)
+    # A lower bound only (a slow machine spaces them more): 4/s means at least 0.25 s apart.
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert min(gaps) >= 0.25 - 0.01, gaps
+    # Another function is not held back by math.slow's limit.
+    assert celery_app.send_task("math.add", args=[2, 2], queue="math.add").get(timeout=RESULT_TIMEOUT) == 4

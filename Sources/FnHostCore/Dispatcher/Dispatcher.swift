@@ -56,6 +56,9 @@ public final class Dispatcher: @unchecked Sendable {
     private var totalHeld = 0
     private var scheduled: [String: TaskRequest] = [:]
     private var runningTags: Set<String> = []
+    /// Rate-limited functions' buckets (`rate_limit`), and when a wake-up to start them is due.
+    private var buckets: [String: TokenBucket] = [:]
+    private var rateWakeup: Double?
     private var queueOrder: [String]
     /// Every queue consumed, with the functions that consume it (`nil`: all of them).
     private let queueFunctions: [String: Set<String>?]
@@ -83,6 +86,12 @@ public final class Dispatcher: @unchecked Sendable {
         self.queueFunctions = queues
         self.queueOrder = queues.keys.sorted()
         self.functionOrder = registry.functions.keys.sorted()
+        let now = clock()
+        for f in registry.functions.values {
+            if let text = f.options.rateLimit, let limit = RateLimit(parsing: text) {
+                buckets[f.name] = TokenBucket(limit: limit, now: now)
+            }
+        }
     }
 
     /// Every queue the host consumes.
@@ -243,9 +252,11 @@ public final class Dispatcher: @unchecked Sendable {
 
     // MARK: Running
 
-    /// Starts every reserved request that has a free slot.
+    /// Starts every reserved request that has a free slot (and, when rate-limited, a token).
     private func pump() {
         var starts: [TaskRequest] = []
+        var wakeAfter: Double?
+        let now = clock()
         lock.withLock {
             guard phase == .running || phase == .draining else { return }
             var progressed = true
@@ -254,6 +265,14 @@ public final class Dispatcher: @unchecked Sendable {
                 for name in functionOrder {
                     guard totalRunning < configuration.concurrency else { break }
                     guard var queue = reserved[name], !queue.isEmpty, (running[name] ?? 0) < limit(of: name) else { continue }
+                    if var bucket = buckets[name] {
+                        let wait = bucket.take(now: now)
+                        buckets[name] = bucket
+                        if wait > 0 {
+                            wakeAfter = min(wakeAfter ?? wait, wait)
+                            continue
+                        }
+                    }
                     let request = queue.removeFirst()
                     runningTags.insert(request.delivery.tag)
                     starts.append(request)
@@ -263,6 +282,18 @@ public final class Dispatcher: @unchecked Sendable {
                     progressed = true
                 }
                 if functionOrder.count > 1 { functionOrder.append(functionOrder.removeFirst()) }
+            }
+            // One pending wake-up at a time: the earliest a rate-limited function may start.
+            if let wait = wakeAfter {
+                let at = now + wait
+                if let pending = rateWakeup, pending <= at + 1e-6 { wakeAfter = nil } else { rateWakeup = at }
+            }
+        }
+        if let wait = wakeAfter {
+            startTimer(after: wait) { [weak self] in
+                guard let self else { return }
+                self.lock.withLock { self.rateWakeup = nil }
+                self.pump()
             }
         }
         for request in starts { start(request) }

@@ -4,8 +4,7 @@ import CeleryProtocol
 ///
 /// Parsed from the plugin's `options_json`, then overridden by the deployment's config
 /// (`tasks:` in fnhost.yml). Parsing validates every key and value: an unknown key or a bad
-/// value is an error that names the key. Every option takes effect except `rate_limit`, which
-/// is validated and stored for the policy work.
+/// value is an error that names the key. Every option takes effect.
 public struct TaskOptions: Sendable, Equatable {
     /// The queue the task is consumed from; `nil` means the task's own name.
     public var queue: String?
