@@ -10,6 +10,7 @@ from kombu import Connection
 from helpers import (
     RESULT_TIMEOUT,
     ack_bookkeeping_is_empty,
+    clean_env,
     queued_task_ids,
     task_meta,
     unacked_entries,
@@ -144,3 +145,13 @@ def test_early_ack_task_still_stores_its_result(serve, make_functions, celery_ap
     r.get(timeout=RESULT_TIMEOUT)
     assert r.state == "SUCCESS"
     assert ack_bookkeeping_is_empty(redis_dbs.broker)
+
+
+def test_reject_on_worker_lost_redelivers_the_message_instead_of_failing_it(serve, make_functions, celery_app, redis_dbs, tmp_path):
+    marker = tmp_path / "crashed-once"
+    host = serve(make_functions("crashonce", examples=False), "-c", "1", env=clean_env({"FNHOST_TEST_CRASH_ONCE": str(marker)}))
+    result = celery_app.send_task("crashonce.run", queue="crashonce.run")
+    assert result.get(timeout=RESULT_TIMEOUT) == "survived"
+    assert marker.exists(), "the first run did not crash"
+    assert "worker process lost" in host.log
+    wait_until(lambda: ack_bookkeeping_is_empty(redis_dbs.broker), 10, "unacked to be empty")
