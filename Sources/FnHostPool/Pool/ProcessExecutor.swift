@@ -15,17 +15,35 @@ import Glibc
 /// at the hard time limit); the next task of that plugin starts a fresh process. The host never
 /// goes down with a plugin.
 ///
-/// Threading: `execute` from any thread; process events arrive on each process's reader thread.
+/// Processes are retired gracefully, never in the middle of a task: after a task's outcome
+/// when `recycle` says so (tasks run, resident memory read from `/proc`), and when idle for
+/// longer than `idle` allows (so a function's pool shrinks to zero). A retired process gets no
+/// more work and is sent `.shutdown` (its plugin's `fnhost_plugin_fini` runs); it still counts
+/// against the cap until it has exited, and is killed if it has not within `retireTimeout`.
+///
+/// Threading: `execute` from any thread; process events arrive on each process's reader thread;
+/// with an idle timeout, a reaper thread reviews idle processes until `shutdown`.
 public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
     private struct Slot {
         let process: WorkerProcess
         var task: (request: TaskRequest, completion: @Sendable (TaskOutcome) -> Void, serial: Int)?
         var timeLimitHit: Double?
         var stopping = false
+        var tasksRun = 0
+        /// When it last finished a task, or was started (monotonic seconds).
+        var idleSince: Double
+
+        init(process: WorkerProcess, idleSince: Double = monotonicNow()) {
+            self.process = process
+            self.idleSince = idleSince
+        }
     }
 
     private let launch: @Sendable (String) -> WorkerProcess.LaunchSpec?
     private let logger: Logger
+    private let recyclePolicy: RecyclePolicy
+    private let idlePolicy: IdlePolicy
+    private let retireTimeout: Double
     private let lock = ConditionLock()
     private var slots: [pid_t: Slot] = [:]
     private var waiting: [(request: TaskRequest, completion: @Sendable (TaskOutcome) -> Void)] = []
@@ -35,10 +53,19 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
     public let maxProcesses: Int
 
     /// `launch` gives the spec for a plugin file name (`nil`: the plugin is unknown).
-    public init(maxProcesses: Int, logger: Logger, launch: @escaping @Sendable (String) -> WorkerProcess.LaunchSpec?) {
+    /// `recycle` replaces a process after a task, `idle` shuts idle processes down, and a
+    /// process told to exit for either reason is killed after `retireTimeout` seconds.
+    public init(maxProcesses: Int, recycle: RecyclePolicy = .never, idle: IdlePolicy = .never, retireTimeout: Double = 10,
+                logger: Logger, launch: @escaping @Sendable (String) -> WorkerProcess.LaunchSpec?) {
         self.maxProcesses = max(1, maxProcesses)
+        self.recyclePolicy = recycle
+        self.idlePolicy = idle
+        self.retireTimeout = retireTimeout
         self.logger = logger
         self.launch = launch
+        if idle.idleTimeout != nil {
+            startThread(name: "fnhost-idle") { [weak self] in self?.reapIdleProcesses() }
+        }
     }
 
     /// Takes over an already running, ready process (a plugin probe) as an idle worker.
@@ -151,16 +178,28 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
             }
             failWaiting(plugin: process.plugin, TaskException(type: "RuntimeError", module: "builtins", message: "plugin \(process.plugin) failed to load: \(reason)"))
         case .outcome(let id, let outcome):
-            let task: (TaskRequest, @Sendable (TaskOutcome) -> Void)? = lock.withLock {
-                guard let t = slots[process.pid]?.task, t.request.id == id else { return nil }
-                slots[process.pid]!.task = nil
-                return (t.request, t.completion)
+            // Read before the lock: the process is idle now, waiting for its next frame.
+            let rss = recyclePolicy.needsResidentMemory ? ResidentMemory.kilobytes(of: process.pid) : nil
+            // One critical section: a process to recycle is never seen idle by `assign`.
+            let settled: (completion: @Sendable (TaskOutcome) -> Void, recycle: RecyclePolicy.Reason?)? = lock.withLock {
+                guard var slot = slots[process.pid], let t = slot.task, t.request.id == id else { return nil }
+                slot.task = nil
+                slot.tasksRun += 1
+                slot.idleSince = monotonicNow()
+                let reason = closed || slot.stopping ? nil : recyclePolicy.shouldRecycle(tasksRun: slot.tasksRun, rssKB: rss)
+                if reason != nil { slot.stopping = true }
+                slots[process.pid] = slot
+                return (t.completion, reason)
             }
-            guard let (_, completion) = task else {
+            guard let settled else {
                 logger.error("worker process \(process.pid) reported an outcome for a task it was not running (\(id))")
                 return
             }
-            completion(outcome)
+            if let reason = settled.recycle {
+                logger.info("recycling worker process \(process.pid) (\(process.plugin)): \(reason)")
+                retire(process)
+            }
+            settled.completion(outcome)
             assign()
         case .exited(let how, let clean):
             let slot = lock.withLock { slots.removeValue(forKey: process.pid) }
@@ -179,10 +218,60 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
         }
     }
 
+    /// Sends `.shutdown` to a process already marked `stopping`, and kills it if it has not
+    /// exited within `retireTimeout` (a plugin whose `fnhost_plugin_fini` hangs).
+    private func retire(_ process: WorkerProcess) {
+        process.shutdown()
+        let timeout = retireTimeout
+        startTimer(after: timeout) { [weak self] in
+            guard let self else { return }
+            let stuck = lock.withLock { slots[process.pid]?.process === process }
+            if stuck {
+                logger.warning("worker process \(process.pid) (\(process.plugin)) did not exit within \(timeout)s of shutdown: killing it")
+                process.kill()
+            }
+        }
+    }
+
+    /// The reaper thread: shuts down processes idle for longer than the idle timeout (keeping
+    /// `idlePolicy.minProcesses` alive), waking when the next one expires and at least every second.
+    private func reapIdleProcesses() {
+        while true {
+            let victims: [(WorkerProcess, Double)]? = lock.withLock {
+                guard !closed else { return nil }
+                let now = monotonicNow()
+                let idle = slots.values.filter { $0.task == nil && !$0.stopping }
+                    .map { IdlePolicy.IdleProcess(pid: $0.process.pid, idleSince: $0.idleSince) }
+                let alive = slots.values.filter { !$0.stopping }.count
+                let review = idlePolicy.review(idle: idle, alive: alive, now: now)
+                if review.reap.isEmpty {
+                    _ = lock.wait(until: min(review.nextReview ?? now + 1, now + 1))
+                    return []
+                }
+                return review.reap.map { pid in
+                    slots[pid]!.stopping = true
+                    return (slots[pid]!.process, now - slots[pid]!.idleSince)
+                }
+            }
+            guard let victims else { return }
+            for (process, seconds) in victims {
+                let timeout = idlePolicy.idleTimeout ?? 0
+                logger.info("stopping idle worker process \(process.pid) (\(process.plugin)): idle for \(Self.format(seconds))s (idle timeout \(Self.format(timeout))s)")
+                retire(process)
+            }
+        }
+    }
+
+    private static func format(_ seconds: Double) -> String {
+        let tenths = (seconds * 10).rounded()
+        return tenths.truncatingRemainder(dividingBy: 10) == 0 ? String(Int(tenths / 10)) : String(tenths / 10)
+    }
+
     /// Asks every process to exit, waits up to `timeout` seconds, then kills the rest.
     public func shutdown(timeout: Double) {
         let processes = lock.withLock { () -> [WorkerProcess] in
             closed = true
+            lock.broadcast()
             for pid in slots.keys { slots[pid]!.stopping = true }
             return slots.values.map(\.process)
         }
