@@ -1,5 +1,6 @@
 import ArgumentParser
 import FnHostCore
+import FnHostPool
 
 #if canImport(Glibc)
 import Glibc
@@ -37,6 +38,18 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("metrics-port"), help: "Port for /metrics (accepted; served once metrics land).")
     var metricsPort: Int?
 
+    @Option(name: .customLong("max-tasks-per-child"), help: ArgumentHelp("Replace a worker process after it has run N tasks (default: no limit).", valueName: "N"))
+    var maxTasksPerChild: Int?
+
+    @Option(name: .customLong("max-memory-per-child"), help: ArgumentHelp("Replace a worker process whose resident memory exceeds KB kilobytes after a task (default: no limit).", valueName: "KB"))
+    var maxMemoryPerChild: Int?
+
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Shut down a worker process idle for longer than SECONDS (default 300; 0: never).", valueName: "SECONDS"))
+    var idleTimeout: Double?
+
+    @Option(name: .long, help: ArgumentHelp("MAX is the concurrency (unless -c is given); MIN processes are kept through the idle timeout.", valueName: "MAX,MIN"))
+    var autoscale: String?
+
     @Option(name: .customLong("grace-period"), help: "Seconds a warm shutdown waits for running tasks (default 60).")
     var gracePeriod: Double = 60
 
@@ -45,8 +58,15 @@ struct Serve: ParsableCommand {
         let brokerURL = file.brokerURL(flag: broker)
         let backendURL = backend ?? ConfigFile.environment(["FNHOST_RESULT_BACKEND", "CELERY_RESULT_BACKEND"]) ?? file.resultBackend ?? brokerURL
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        let c = concurrency ?? file.concurrency ?? max(1, cpus)
+        let scale = try autoscale.map(Self.parseAutoscale)
+        let c = concurrency ?? scale?.max ?? file.concurrency ?? max(1, cpus)
         guard c >= 1, c <= 1024 else { throw ValidationError("--concurrency must be from 1 to 1024") }
+        let maxTasks = maxTasksPerChild ?? file.maxTasksPerChild
+        let maxMemory = maxMemoryPerChild ?? file.maxMemoryPerChild
+        guard (maxTasks ?? 0) >= 0 else { throw ValidationError("--max-tasks-per-child must be 0 (no limit) or more") }
+        guard (maxMemory ?? 0) >= 0 else { throw ValidationError("--max-memory-per-child must be 0 (no limit) or more kilobytes") }
+        let idleTimeout = self.idleTimeout ?? 300
+        guard idleTimeout >= 0, idleTimeout.isFinite else { throw ValidationError("--idle-timeout must be 0 (never) or more seconds") }
         let extra = queues.map { $0.split(separator: ",").map { String($0).trimmingCharacters() }.filter { !$0.isEmpty } } ?? file.queues
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
@@ -58,17 +78,29 @@ struct Serve: ParsableCommand {
             concurrency: c,
             prefetchMultiplier: prefetchMultiplier ?? file.prefetchMultiplier ?? 4,
             sharedQueues: extra,
-            hostname: hostname ?? file.hostname ?? "fnhost@" + String(cString: host),
+            hostname: hostname ?? file.hostname ?? "fnhost@" + String(decoding: host.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self),
             resultExpires: file.resultExpires ?? 86_400,
             taskOverrides: file.tasks,
             gracePeriod: gracePeriod,
             visibilityTimeout: file.visibilityTimeout ?? 3600,
+            recycle: RecyclePolicy(maxTasksPerChild: maxTasks, maxMemoryPerChild: maxMemory),
+            idle: IdlePolicy(idleTimeout: idleTimeout, minProcesses: min(scale?.min ?? 0, c)),
             pluginLogLevel: plugins.pythonLogLevel)
         let logger = LogSetup.bootstrap(try plugins.logLevel)
         for key in file.ignored { logger.warning("config: \(key) is not supported yet and is ignored") }
         if let metricsPort { logger.warning("--metrics-port \(metricsPort): the metrics endpoint is not part of this version yet; nothing listens there") }
         let code = try HostRuntime(settings: settings, logger: logger).run()
         throw ExitCode(code)
+    }
+
+    /// Celery's `--autoscale MAX,MIN` (MIN defaults to 0).
+    static func parseAutoscale(_ text: String) throws -> (max: Int, min: Int) {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Int(String($0).trimmingCharacters()) }
+        guard (1...2).contains(parts.count), let high = parts[0], let low = parts.count == 2 ? parts[1] : 0,
+              high >= 1, high <= 1024, low >= 0, low <= high else {
+            throw ValidationError("--autoscale must be MAX,MIN with 1 <= MAX <= 1024 and 0 <= MIN <= MAX (e.g. 10,3)")
+        }
+        return (high, low)
     }
 }
 

@@ -15,6 +15,8 @@ import Glibc
 /// result_expires: 86400
 /// task_queues: [celery]
 /// broker_transport_options: { visibility_timeout: 3600 }
+/// worker_max_tasks_per_child: 1000
+/// worker_max_memory_per_child: 200000   # KB of resident memory
 /// tasks:
 ///   math.add: { queue: arith, concurrency: 2 }
 /// ```
@@ -29,6 +31,10 @@ struct ConfigFile {
     var hostname: String?
     /// kombu's `visibility_timeout` (seconds), from `broker_transport_options`.
     var visibilityTimeout: Double?
+    /// Tasks a worker process runs before it is replaced (0: no limit).
+    var maxTasksPerChild: Int?
+    /// Kilobytes of resident memory after which a worker process is replaced (0: no limit).
+    var maxMemoryPerChild: Int?
     var tasks: [String: JSONObject] = [:]
     /// Settings recognized but not implemented yet in this version (warned about, ignored).
     var ignored: [String] = []
@@ -38,8 +44,7 @@ struct ConfigFile {
     }
 
     static let plannedKeys: Set<String> = [
-        "task_routes", "worker_max_tasks_per_child", "worker_max_memory_per_child", "broker_use_ssl",
-        "broker_heartbeat", "task_acks_late",
+        "task_routes", "broker_use_ssl", "broker_heartbeat", "task_acks_late",
     ]
 
     /// Loads and validates `path`; every error names the file, and the line where YAML knows it.
@@ -78,6 +83,12 @@ struct ConfigFile {
             case "functions_dir":
                 guard let s = value.stringValue else { throw fail(key, "must be a directory path") }
                 config.functionsDirectory = s
+            case "worker_max_tasks_per_child":
+                guard let n = value.intValue, n >= 0 else { throw fail(key, "must be a non-negative number of tasks (0: no limit)") }
+                config.maxTasksPerChild = Int(n)
+            case "worker_max_memory_per_child":
+                guard let n = value.intValue, n >= 0 else { throw fail(key, "must be a non-negative number of kilobytes (0: no limit)") }
+                config.maxMemoryPerChild = Int(n)
             case "worker_hostname":
                 guard let s = value.stringValue else { throw fail(key, "must be a string") }
                 config.hostname = s

@@ -35,6 +35,10 @@ final class HostRuntime: @unchecked Sendable {
         /// kombu's `visibility_timeout`: deliveries unacknowledged for longer, and not held by
         /// this host, are put back in their queues (a host that died leaves them there).
         var visibilityTimeout: Double
+        /// `--max-tasks-per-child`, `--max-memory-per-child`: when a worker process is replaced.
+        var recycle: RecyclePolicy
+        /// `--idle-timeout`, `--autoscale`'s MIN: when idle worker processes are shut down.
+        var idle: IdlePolicy
         var pluginLogLevel: Int32
     }
 
@@ -71,7 +75,8 @@ final class HostRuntime: @unchecked Sendable {
         for error in registry.applyOverrides(settings.taskOverrides) { logger.error("config: \(error)") }
         let paths = catalog.privatePaths
         let level = settings.pluginLogLevel
-        let executor = ProcessExecutor(maxProcesses: settings.concurrency, logger: logger) { plugin in
+        let executor = ProcessExecutor(maxProcesses: settings.concurrency, recycle: settings.recycle, idle: settings.idle,
+                                       logger: logger) { plugin in
             paths[plugin].map { WorkerProcess.LaunchSpec(executable: executable, pluginPath: $0, pluginName: plugin, logLevel: level) }
         }
         box.executor = executor
