@@ -24,7 +24,7 @@ public struct PluginCatalog: Sendable {
 
     /// Probes every `*.so` file of `functionsDirectory`. Probes of refused plugins exit.
     public static func discover(functionsDirectory: String, stateDirectory: String, executable: String, logLevel: Int32,
-                                logger: Logger, probeTimeout: Double = 20,
+                                threads: Int = 1, logger: Logger, probeTimeout: Double = 20,
                                 events: @escaping @Sendable (WorkerProcess, WorkerProcess.Event) -> Void = { _, _ in }) -> PluginCatalog {
         var registry = TaskRegistry()
         var paths: [String: String] = [:]
@@ -50,7 +50,7 @@ public struct PluginCatalog: Sendable {
                 continue
             }
             paths[file] = copy
-            let spec = WorkerProcess.LaunchSpec(executable: executable, pluginPath: copy, pluginName: file, logLevel: logLevel)
+            let spec = WorkerProcess.LaunchSpec(executable: executable, pluginPath: copy, pluginName: file, logLevel: logLevel, threads: threads)
             do {
                 probe.process = try WorkerProcess.spawn(spec) { process, event in
                     lock.withLock {

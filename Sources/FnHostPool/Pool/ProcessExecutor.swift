@@ -6,14 +6,16 @@ import Logging
 import Glibc
 #endif
 
-/// Runs tasks in worker processes: one pool per plugin, one task per process at a time
-/// (Celery's prefork), at most `maxProcesses` processes in all.
+/// Runs tasks in worker processes: one pool per plugin, at most `maxProcesses` processes in all,
+/// each running up to `tasksPerProcess` tasks at once: 1 is Celery's prefork (the default), more
+/// is the threads pool (one process runs several tasks on threads of its own).
 ///
-/// A task goes to an idle process of its plugin's pool; otherwise a new process is started,
+/// A task goes to a process of its plugin's pool with room; otherwise a new process is started,
 /// first stopping an idle process of another pool when the cap is reached. A process that dies
-/// is reaped and its task ends as `workerLost` (or `timeLimitExceeded` when the host killed it
-/// at the hard time limit); the next task of that plugin starts a fresh process. The host never
-/// goes down with a plugin.
+/// is reaped and each task it ran ends as `workerLost`, except the one whose hard time limit made
+/// the host kill it, which ends as `timeLimitExceeded` (in the threads pool a hard limit replaces
+/// the whole process, and its other tasks are redelivered or failed per their own policy). The
+/// next task of that plugin starts a fresh process. The host never goes down with a plugin.
 ///
 /// Processes are retired gracefully, never in the middle of a task: after a task's outcome
 /// when `recycle` says so (tasks run, resident memory read from `/proc`), and when idle for
@@ -24,11 +26,18 @@ import Glibc
 /// Threading: `execute` from any thread; process events arrive on each process's reader thread;
 /// with an idle timeout, a reaper thread reviews idle processes until `shutdown`.
 public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
+    private typealias RunningTask = (request: TaskRequest, completion: @Sendable (TaskOutcome) -> Void, serial: Int)
+
     private struct Slot {
         let process: WorkerProcess
-        var task: (request: TaskRequest, completion: @Sendable (TaskOutcome) -> Void, serial: Int)?
-        var timeLimitHit: Double?
+        /// Tasks running in it, by task id.
+        var tasks: [String: RunningTask] = [:]
+        /// The task whose hard time limit made the host kill the process, and the limit.
+        var timeLimitHit: (serial: Int, seconds: Double)?
+        /// Gets no more work (recycled, idle, evicted, or the executor is closing).
         var stopping = false
+        /// Has been sent `.shutdown`.
+        var retired = false
         var tasksRun = 0
         /// When it last finished a task, or was started (monotonic seconds).
         var idleSince: Double
@@ -51,13 +60,16 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
     private var closed = false
     /// The most worker processes alive at once.
     public let maxProcesses: Int
+    /// Tasks one process runs at once: 1 for prefork, more for the threads pool.
+    public let tasksPerProcess: Int
 
     /// `launch` gives the spec for a plugin file name (`nil`: the plugin is unknown).
     /// `recycle` replaces a process after a task, `idle` shuts idle processes down, and a
     /// process told to exit for either reason is killed after `retireTimeout` seconds.
-    public init(maxProcesses: Int, recycle: RecyclePolicy = .never, idle: IdlePolicy = .never, retireTimeout: Double = 10,
-                logger: Logger, launch: @escaping @Sendable (String) -> WorkerProcess.LaunchSpec?) {
+    public init(maxProcesses: Int, tasksPerProcess: Int = 1, recycle: RecyclePolicy = .never, idle: IdlePolicy = .never,
+                retireTimeout: Double = 10, logger: Logger, launch: @escaping @Sendable (String) -> WorkerProcess.LaunchSpec?) {
         self.maxProcesses = max(1, maxProcesses)
+        self.tasksPerProcess = max(1, tasksPerProcess)
         self.recyclePolicy = recycle
         self.idlePolicy = idle
         self.retireTimeout = retireTimeout
@@ -100,16 +112,20 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
             var index = 0
             while index < waiting.count {
                 let plugin = waiting[index].request.function.plugin
-                if let pid = slots.first(where: { $0.value.process.plugin == plugin && $0.value.task == nil && !$0.value.stopping })?.key {
+                let id = waiting[index].request.id
+                if let pid = slots.first(where: {
+                    $0.value.process.plugin == plugin && !$0.value.stopping && $0.value.tasks.count < tasksPerProcess && $0.value.tasks[id] == nil
+                })?.key {
                     let item = waiting.remove(at: index)
                     serial += 1
-                    slots[pid]!.task = (item.request, item.completion, serial)
+                    slots[pid]!.tasks[id] = (item.request, item.completion, serial)
                     toRun.append((slots[pid]!.process, item.request, serial))
                     continue
                 }
                 if slots.count >= maxProcesses {
-                    if let victim = slots.first(where: { $0.value.task == nil && !$0.value.stopping && $0.value.process.plugin != plugin })?.key {
+                    if let victim = slots.first(where: { $0.value.tasks.isEmpty && !$0.value.stopping && $0.value.process.plugin != plugin })?.key {
                         slots[victim]!.stopping = true
+                        slots[victim]!.retired = true
                         toStop.append(slots[victim]!.process)
                     }
                     index += 1
@@ -155,8 +171,9 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
 
     private func hardLimitReached(pid: pid_t, serial: Int, seconds: Double) {
         let process: WorkerProcess? = lock.withLock {
-            guard let slot = slots[pid], slot.task?.serial == serial else { return nil }
-            slots[pid]!.timeLimitHit = seconds
+            guard let slot = slots[pid], slot.tasks.values.contains(where: { $0.serial == serial }), slot.timeLimitHit == nil else { return nil }
+            slots[pid]!.timeLimitHit = (serial, seconds)
+            slots[pid]!.stopping = true
             return slot.process
         }
         guard let process else { return }
@@ -170,45 +187,50 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
             return
         case .loadFailed(let reason):
             logger.error("plugin \(process.plugin) failed to load in worker process \(process.pid): \(reason)")
-            let task = lock.withLock { slots[process.pid]?.task }
-            if let task {
-                lock.withLock { slots[process.pid]?.task = nil }
+            let tasks = lock.withLock { () -> [RunningTask] in
+                let tasks = slots[process.pid].map { Array($0.tasks.values) } ?? []
+                slots[process.pid]?.tasks = [:]
+                return tasks
+            }
+            for task in tasks {
                 task.completion(.failure(TaskException(type: "RuntimeError", module: "builtins",
                                                        message: "plugin \(process.plugin) failed to load: \(reason)"), traceback: nil))
             }
             failWaiting(plugin: process.plugin, TaskException(type: "RuntimeError", module: "builtins", message: "plugin \(process.plugin) failed to load: \(reason)"))
         case .outcome(let id, let outcome):
-            // Read before the lock: the process is idle now, waiting for its next frame.
+            // Read before the lock (a prefork process is idle now, waiting for its next frame).
             let rss = recyclePolicy.needsResidentMemory ? ResidentMemory.kilobytes(of: process.pid) : nil
-            // One critical section: a process to recycle is never seen idle by `assign`.
-            let settled: (completion: @Sendable (TaskOutcome) -> Void, recycle: RecyclePolicy.Reason?)? = lock.withLock {
-                guard var slot = slots[process.pid], let t = slot.task, t.request.id == id else { return nil }
-                slot.task = nil
+            // One critical section: a process to recycle is never given more work by `assign`;
+            // it is told to exit once its last running task has ended, never in the middle of one.
+            let settled: (completion: @Sendable (TaskOutcome) -> Void, recycle: RecyclePolicy.Reason?, retireNow: Bool)? = lock.withLock {
+                guard var slot = slots[process.pid], let t = slot.tasks.removeValue(forKey: id) else { return nil }
                 slot.tasksRun += 1
-                slot.idleSince = monotonicNow()
+                if slot.tasks.isEmpty { slot.idleSince = monotonicNow() }
                 let reason = closed || slot.stopping ? nil : recyclePolicy.shouldRecycle(tasksRun: slot.tasksRun, rssKB: rss)
                 if reason != nil { slot.stopping = true }
+                let retireNow = slot.stopping && slot.tasks.isEmpty && !slot.retired && !closed && slot.timeLimitHit == nil
+                if retireNow { slot.retired = true }
                 slots[process.pid] = slot
-                return (t.completion, reason)
+                return (t.completion, reason, retireNow)
             }
             guard let settled else {
                 logger.error("worker process \(process.pid) reported an outcome for a task it was not running (\(id))")
                 return
             }
-            if let reason = settled.recycle {
-                logger.info("recycling worker process \(process.pid) (\(process.plugin)): \(reason)")
-                retire(process)
-            }
+            if let reason = settled.recycle { logger.info("recycling worker process \(process.pid) (\(process.plugin)): \(reason)") }
+            if settled.retireNow { retire(process) }
             settled.completion(outcome)
             assign()
         case .exited(let how, let clean):
             let slot = lock.withLock { slots.removeValue(forKey: process.pid) }
-            if let slot, let task = slot.task {
-                if let seconds = slot.timeLimitHit {
-                    task.completion(.timeLimitExceeded(seconds: seconds))
-                } else {
-                    logger.error("worker process \(process.pid) (\(process.plugin)) exited prematurely: \(how), while running \(task.request.name)[\(task.request.id)]")
-                    task.completion(.workerLost(how: how))
+            if let slot, !slot.tasks.isEmpty {
+                for task in slot.tasks.values.sorted(by: { $0.serial < $1.serial }) {
+                    if let hit = slot.timeLimitHit, hit.serial == task.serial {
+                        task.completion(.timeLimitExceeded(seconds: hit.seconds))
+                    } else {
+                        logger.error("worker process \(process.pid) (\(process.plugin)) exited prematurely: \(how), while running \(task.request.name)[\(task.request.id)]")
+                        task.completion(.workerLost(how: how))
+                    }
                 }
             } else if !clean && !(slot?.stopping ?? false) {
                 logger.warning("idle worker process \(process.pid) (\(process.plugin)) exited: \(how)")
@@ -240,7 +262,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
             let victims: [(WorkerProcess, Double)]? = lock.withLock {
                 guard !closed else { return nil }
                 let now = monotonicNow()
-                let idle = slots.values.filter { $0.task == nil && !$0.stopping }
+                let idle = slots.values.filter { $0.tasks.isEmpty && !$0.stopping }
                     .map { IdlePolicy.IdleProcess(pid: $0.process.pid, idleSince: $0.idleSince) }
                 let alive = slots.values.filter { !$0.stopping }.count
                 let review = idlePolicy.review(idle: idle, alive: alive, now: now)
@@ -250,6 +272,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
                 }
                 return review.reap.map { pid in
                     slots[pid]!.stopping = true
+                    slots[pid]!.retired = true
                     return (slots[pid]!.process, now - slots[pid]!.idleSince)
                 }
             }

@@ -32,12 +32,15 @@ public final class WorkerProcess: @unchecked Sendable {
         public var pluginPath: String
         public var pluginName: String
         public var logLevel: Int32
+        /// Tasks the process runs at once on threads of its own (1: prefork).
+        public var threads: Int
 
-        public init(executable: String, pluginPath: String, pluginName: String, logLevel: Int32) {
+        public init(executable: String, pluginPath: String, pluginName: String, logLevel: Int32, threads: Int = 1) {
             self.executable = executable
             self.pluginPath = pluginPath
             self.pluginName = pluginName
             self.logLevel = logLevel
+            self.threads = threads
         }
     }
 
@@ -80,7 +83,7 @@ public final class WorkerProcess: @unchecked Sendable {
         // The child's end becomes fd 3 (dup2 clears close-on-exec); everything else stays closed.
         posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
         let args = [spec.executable, "worker", "--fd", "3", "--plugin-path", spec.pluginPath, "--plugin-name", spec.pluginName,
-                    "--log-level", String(spec.logLevel)]
+                    "--log-level", String(spec.logLevel), "--threads", String(spec.threads)]
         var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         // A plugin that crashes its worker must end as WorkerLostError at once: Swift's crash

@@ -10,11 +10,13 @@ import Glibc
 /// The main loop of a worker process (`fnhost worker`, started by the host with `posix_spawn`).
 ///
 /// Loads one plugin from its private copy, reports its registry (or why it failed), then runs
-/// one task at a time as the host asks, until told to shut down or the host goes away. Dies
-/// with the host (parent-death signal), so no worker outlives it.
+/// tasks as the host asks, until told to shut down or the host goes away: one at a time
+/// (prefork), or on `threads` threads of its own (the threads pool). At shutdown it lets running
+/// tasks finish, then calls `fnhost_plugin_fini`. Dies with the host (parent-death signal), so
+/// no worker outlives it.
 public enum WorkerMain {
     /// Runs the worker on `fd` (its end of the socketpair); returns the exit status.
-    public static func run(fd: Int32, pluginPath: String, pluginName: String, logLevel: Int32) -> Int32 {
+    public static func run(fd: Int32, pluginPath: String, pluginName: String, logLevel: Int32, threads: Int = 1) -> Int32 {
         _ = fnhost_set_parent_death_signal(SIGKILL)
         signal(SIGPIPE, SIG_IGN)
         // The host handles SIGINT/SIGTERM for the whole group; a worker finishes its task.
@@ -30,31 +32,95 @@ public enum WorkerMain {
             return 3
         }
         channel.send(.ready(registryJSON: plugin.registryJSON()))
+        let runner = TaskRunner(plugin: plugin, channel: channel, threads: threads)
         while let frame = channel.receive() {
             switch frame {
             case .run(let task):
-                let outcome: TaskOutcome
-                do {
-                    let body = try TaskBody(json: task.body)
-                    outcome = plugin.run(taskName: task.taskName, taskId: task.taskId, retries: task.retries, body: body,
-                                         softTimeLimit: task.softTimeLimit)
-                } catch {
-                    var problem = error
-                    problem.taskId = task.taskId
-                    outcome = .rejected(problem)
-                }
-                guard channel.send(.outcome(taskId: task.taskId, outcome)) else { return finish(plugin) }
+                runner.submit(task)
             case .shutdown:
-                return finish(plugin)
+                return runner.finish()
             default:
                 WorkerLog.write("error unexpected frame from the host; exiting")
-                return finish(plugin)
+                return runner.finish()
             }
         }
-        return finish(plugin)
+        return runner.finish()
+    }
+}
+
+/// Runs tasks for the worker loop: inline (one thread) or on a fixed set of threads, sending
+/// each outcome as soon as it is known. Outcome frames are written under one lock.
+final class TaskRunner: @unchecked Sendable {
+    private let plugin: LoadedPlugin
+    private let channel: FrameChannel
+    private let threads: Int
+    private let lock = ConditionLock()
+    private let sendLock = ConditionLock()
+    private var queue: [Frame.RunTask] = []
+    private var active = 0
+    private var closing = false
+    private var workers: [pthread_t] = []
+
+    init(plugin: LoadedPlugin, channel: FrameChannel, threads: Int) {
+        self.plugin = plugin
+        self.channel = channel
+        self.threads = max(1, threads)
+        if self.threads > 1 {
+            for _ in 0..<self.threads { workers.append(startThread(name: "fnhost-task") { [self] in work() }) }
+        }
     }
 
-    private static func finish(_ plugin: LoadedPlugin) -> Int32 {
+    func submit(_ task: Frame.RunTask) {
+        guard threads > 1 else {
+            execute(task)
+            return
+        }
+        lock.withLock {
+            queue.append(task)
+            lock.broadcast()
+        }
+    }
+
+    private func work() {
+        while true {
+            let task: Frame.RunTask? = lock.withLock {
+                while queue.isEmpty && !closing { lock.wait() }
+                if queue.isEmpty { return nil }
+                active += 1
+                return queue.removeFirst()
+            }
+            guard let task else { return }
+            execute(task)
+            lock.withLock {
+                active -= 1
+                lock.broadcast()
+            }
+        }
+    }
+
+    private func execute(_ task: Frame.RunTask) {
+        let outcome: TaskOutcome
+        do {
+            let body = try TaskBody(json: task.body)
+            outcome = plugin.run(taskName: task.taskName, taskId: task.taskId, retries: task.retries, body: body,
+                                 softTimeLimit: task.softTimeLimit)
+        } catch {
+            var problem = error
+            problem.taskId = task.taskId
+            outcome = .rejected(problem)
+        }
+        sendLock.withLock { _ = channel.send(.outcome(taskId: task.taskId, outcome)) }
+    }
+
+    /// Lets queued and running tasks finish, then calls the plugin's `fnhost_plugin_fini`.
+    func finish() -> Int32 {
+        if threads > 1 {
+            lock.withLock {
+                closing = true
+                lock.broadcast()
+            }
+            for thread in workers { pthread_join(thread, nil) }
+        }
         plugin.finish()
         return 0
     }

@@ -50,6 +50,9 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("MAX is the concurrency (unless -c is given); MIN processes are kept through the idle timeout.", valueName: "MAX,MIN"))
     var autoscale: String?
 
+    @Option(name: [.customShort("P"), .long], help: "Pool kind: prefork (one task per worker process, the default) or threads (up to -c tasks per worker process).")
+    var pool: String?
+
     @Option(name: .customLong("grace-period"), help: "Seconds a warm shutdown waits for running tasks (default 60).")
     var gracePeriod: Double = 60
 
@@ -67,6 +70,7 @@ struct Serve: ParsableCommand {
         guard (maxMemory ?? 0) >= 0 else { throw ValidationError("--max-memory-per-child must be 0 (no limit) or more kilobytes") }
         let idleTimeout = self.idleTimeout ?? 300
         guard idleTimeout >= 0, idleTimeout.isFinite else { throw ValidationError("--idle-timeout must be 0 (never) or more seconds") }
+        let poolKind = try PoolKind(parsing: pool ?? file.pool ?? "prefork")
         let extra = queues.map { $0.split(separator: ",").map { String($0).trimmingCharacters() }.filter { !$0.isEmpty } } ?? file.queues
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
@@ -85,6 +89,7 @@ struct Serve: ParsableCommand {
             visibilityTimeout: file.visibilityTimeout ?? 3600,
             recycle: RecyclePolicy(maxTasksPerChild: maxTasks, maxMemoryPerChild: maxMemory),
             idle: IdlePolicy(idleTimeout: idleTimeout, minProcesses: min(scale?.min ?? 0, c)),
+            pool: poolKind,
             pluginLogLevel: plugins.pythonLogLevel)
         let logger = LogSetup.bootstrap(try plugins.logLevel)
         for key in file.ignored { logger.warning("config: \(key) is not supported yet and is ignored") }
@@ -107,5 +112,19 @@ struct Serve: ParsableCommand {
 extension String {
     func trimmingCharacters() -> String {
         String(self.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+    }
+}
+
+/// Celery's pool kinds that fnhost has: `prefork` (one task per worker process at a time: hard
+/// time limits, recycling, full isolation) and `threads` (up to the concurrency in tasks per
+/// worker process, for I/O-bound plugins; a hard time limit replaces the whole process).
+enum PoolKind: String {
+    case prefork, threads
+
+    init(parsing text: String) throws {
+        guard let kind = PoolKind(rawValue: text.lowercased()) else {
+            throw ValidationError("unknown pool '\(text)': fnhost has prefork and threads (solo, eventlet and gevent are Python-only)")
+        }
+        self = kind
     }
 }

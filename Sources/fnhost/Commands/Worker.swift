@@ -14,8 +14,9 @@ struct Worker: ParsableCommand {
     @Option(name: .customLong("plugin-path")) var pluginPath: String
     @Option(name: .customLong("plugin-name")) var pluginName: String
     @Option(name: .customLong("log-level")) var logLevel: Int32 = 20
+    @Option(name: .long) var threads: Int = 1
 
     func run() throws {
-        Glibc.exit(WorkerMain.run(fd: fd, pluginPath: pluginPath, pluginName: pluginName, logLevel: logLevel))
+        Glibc.exit(WorkerMain.run(fd: fd, pluginPath: pluginPath, pluginName: pluginName, logLevel: logLevel, threads: threads))
     }
 }

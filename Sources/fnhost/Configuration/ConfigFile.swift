@@ -29,6 +29,8 @@ struct ConfigFile {
     var queues: [String] = []
     var functionsDirectory: String?
     var hostname: String?
+    /// `worker_pool`: prefork or threads.
+    var pool: String?
     /// kombu's `visibility_timeout` (seconds), from `broker_transport_options`.
     var visibilityTimeout: Double?
     /// Tasks a worker process runs before it is replaced (0: no limit).
@@ -89,6 +91,9 @@ struct ConfigFile {
             case "worker_max_memory_per_child":
                 guard let n = value.intValue, n >= 0 else { throw fail(key, "must be a non-negative number of kilobytes (0: no limit)") }
                 config.maxMemoryPerChild = Int(n)
+            case "worker_pool":
+                guard let s = value.stringValue else { throw fail(key, "must be prefork or threads") }
+                config.pool = s
             case "worker_hostname":
                 guard let s = value.stringValue else { throw fail(key, "must be a string") }
                 config.hostname = s

@@ -39,6 +39,8 @@ final class HostRuntime: @unchecked Sendable {
         var recycle: RecyclePolicy
         /// `--idle-timeout`, `--autoscale`'s MIN: when idle worker processes are shut down.
         var idle: IdlePolicy
+        /// prefork or threads.
+        var pool: PoolKind
         var pluginLogLevel: Int32
     }
 
@@ -68,16 +70,18 @@ final class HostRuntime: @unchecked Sendable {
 
         let executable = WorkerProcess.currentExecutable()
         let box = ExecutorBox()
+        let threads = settings.pool == .threads ? settings.concurrency : 1
         let catalog = PluginCatalog.discover(
             functionsDirectory: settings.functionsDirectory, stateDirectory: settings.stateDirectory, executable: executable,
-            logLevel: settings.pluginLogLevel, logger: logger, events: { process, event in box.executor?.events(process, event) })
+            logLevel: settings.pluginLogLevel, threads: threads, logger: logger,
+            events: { process, event in box.executor?.events(process, event) })
         var registry = catalog.registry
         for error in registry.applyOverrides(settings.taskOverrides) { logger.error("config: \(error)") }
         let paths = catalog.privatePaths
         let level = settings.pluginLogLevel
-        let executor = ProcessExecutor(maxProcesses: settings.concurrency, recycle: settings.recycle, idle: settings.idle,
-                                       logger: logger) { plugin in
-            paths[plugin].map { WorkerProcess.LaunchSpec(executable: executable, pluginPath: $0, pluginName: plugin, logLevel: level) }
+        let executor = ProcessExecutor(maxProcesses: settings.concurrency, tasksPerProcess: threads, recycle: settings.recycle,
+                                       idle: settings.idle, logger: logger) { plugin in
+            paths[plugin].map { WorkerProcess.LaunchSpec(executable: executable, pluginPath: $0, pluginName: plugin, logLevel: level, threads: threads) }
         }
         box.executor = executor
         for probe in catalog.probes { executor.adopt(probe) }
@@ -112,7 +116,7 @@ final class HostRuntime: @unchecked Sendable {
         startRestoreSweeps(broker: broker, dispatcher: dispatcher)
         startDelayedMover(broker: broker)
         let functions = registry.sorted.map(\.name)
-        logger.info("fnhost ready: \(settings.hostname), \(functions.count) functions [\(functions.joined(separator: ", "))], queues [\(dispatcher.queues.joined(separator: ", "))], concurrency \(settings.concurrency), broker \(brokerURL), backend \(backendURL)")
+        logger.info("fnhost ready: \(settings.hostname), \(functions.count) functions [\(functions.joined(separator: ", "))], queues [\(dispatcher.queues.joined(separator: ", "))], concurrency \(settings.concurrency), pool \(settings.pool.rawValue), broker \(brokerURL), backend \(backendURL)")
         if !registry.failures.isEmpty {
             logger.warning("\(registry.failures.count) plugin(s) failed to load: \(registry.failures.map(\.plugin).joined(separator: ", "))")
         }
