@@ -37,6 +37,19 @@ public final class RedisResultBackend: ResultBackend, @unchecked Sendable {
         }
     }
 
+    public func succeeded(among taskIds: [String]) throws -> Set<String> {
+        guard !taskIds.isEmpty else { return [] }
+        let reply = try lock.withLock { try connection.command([Array("MGET".utf8)] + taskIds.map { Array(Self.key(taskId: $0).utf8) }) }
+        guard case .array(let values) = reply else { return [] }
+        var done = Set<String>()
+        for (id, value) in zip(taskIds, values) {
+            if let bytes = value.bytes, case .object(let meta)? = try? JSONParser.parse(bytes), meta["status"] == .string("SUCCESS") {
+                done.insert(id)
+            }
+        }
+        return done
+    }
+
     public func close() {
         lock.withLock { connection.disconnect() }
     }

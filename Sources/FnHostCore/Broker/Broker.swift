@@ -44,6 +44,9 @@ public protocol ResultBackend: AnyObject, Sendable {
     /// Stores and announces each result, in order. A stored SUCCESS is never overwritten.
     func store(_ results: [ResultMeta]) throws
 
+    /// The ids among `taskIds` whose stored result is SUCCESS.
+    func succeeded(among taskIds: [String]) throws -> Set<String>
+
     /// Closes connections.
     func close()
 }

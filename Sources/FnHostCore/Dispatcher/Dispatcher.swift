@@ -143,15 +143,23 @@ public final class Dispatcher: @unchecked Sendable {
     // MARK: Receiving
 
     /// Takes fetched deliveries: each is settled at once (undecodable, unknown task, expired),
-    /// scheduled for its ETA, or reserved to run. During a drain, deliveries are given back.
-    public func received(_ deliveries: [Delivery]) {
+    /// scheduled for its ETA, or reserved to run. Once shutdown has begun, deliveries are given back.
+    ///
+    /// A delivery whose task id is in `alreadySucceeded` (a redelivery of a task whose SUCCESS
+    /// is stored) is acknowledged without running again.
+    public func received(_ deliveries: [Delivery], alreadySucceeded: Set<String> = []) {
         var settlements: [Settlement] = []
         var scheduleLater: [(TaskRequest, Double)] = []
         let now = clock()
         lock.withLock {
             for delivery in deliveries {
-                if phase == .draining {
+                if phase != .running {
                     settlements.append(Settlement(delivery: delivery, disposition: .requeue))
+                    continue
+                }
+                if case .success(let m) = delivery.message, alreadySucceeded.contains(m.id) {
+                    logger.info("task \(m.task)[\(m.id)] was redelivered but already succeeded: acknowledged without running it again")
+                    settlements.append(Settlement(delivery: delivery, disposition: .ack))
                     continue
                 }
                 switch classify(delivery, now: now) {

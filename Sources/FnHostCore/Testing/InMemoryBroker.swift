@@ -114,6 +114,10 @@ public final class InMemoryBroker: Broker, ResultBackend, @unchecked Sendable {
         }
     }
 
+    public func succeeded(among taskIds: [String]) throws -> Set<String> {
+        lock.withLock { Set(taskIds.filter { stored[$0]?.status == .success }) }
+    }
+
     public func close() {
         lock.withLock { closed = true; lock.broadcast() }
     }

@@ -90,6 +90,7 @@ struct Serve: ParsableCommand {
             recycle: RecyclePolicy(maxTasksPerChild: maxTasks, maxMemoryPerChild: maxMemory),
             idle: IdlePolicy(idleTimeout: idleTimeout, minProcesses: min(scale?.min ?? 0, c)),
             pool: poolKind,
+            deduplicateSuccessfulTasks: file.deduplicateSuccessfulTasks,
             pluginLogLevel: plugins.pythonLogLevel)
         let logger = LogSetup.bootstrap(try plugins.logLevel)
         for key in file.ignored { logger.warning("config: \(key) is not supported yet and is ignored") }

@@ -31,6 +31,8 @@ struct ConfigFile {
     var hostname: String?
     /// `worker_pool`: prefork or threads.
     var pool: String?
+    /// `worker_deduplicate_successful_tasks` (default true: unlike Celery, where it is off).
+    var deduplicateSuccessfulTasks = true
     /// kombu's `visibility_timeout` (seconds), from `broker_transport_options`.
     var visibilityTimeout: Double?
     /// Tasks a worker process runs before it is replaced (0: no limit).
@@ -91,6 +93,9 @@ struct ConfigFile {
             case "worker_max_memory_per_child":
                 guard let n = value.intValue, n >= 0 else { throw fail(key, "must be a non-negative number of kilobytes (0: no limit)") }
                 config.maxMemoryPerChild = Int(n)
+            case "worker_deduplicate_successful_tasks":
+                guard let b = value.boolValue else { throw fail(key, "must be true or false") }
+                config.deduplicateSuccessfulTasks = b
             case "worker_pool":
                 guard let s = value.stringValue else { throw fail(key, "must be prefork or threads") }
                 config.pool = s

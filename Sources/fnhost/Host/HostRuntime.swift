@@ -41,6 +41,8 @@ final class HostRuntime: @unchecked Sendable {
         var idle: IdlePolicy
         /// prefork or threads.
         var pool: PoolKind
+        /// Acknowledge without running a redelivered message whose task already succeeded.
+        var deduplicateSuccessfulTasks: Bool
         var pluginLogLevel: Int32
     }
 
@@ -111,7 +113,8 @@ final class HostRuntime: @unchecked Sendable {
                 delay = min(delay * 2, 5)
             }
         }
-        let consumer = Consumer(broker: broker, dispatcher: dispatcher, logger: logger)
+        let consumer = Consumer(broker: broker, dispatcher: dispatcher, logger: logger,
+                                deduplicateWith: settings.deduplicateSuccessfulTasks ? backend : nil)
         consumer.start()
         startRestoreSweeps(broker: broker, dispatcher: dispatcher)
         startDelayedMover(broker: broker)
