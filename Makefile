@@ -10,7 +10,7 @@ PYTHON   := $(VENV)/bin/python
 BROKER   ?= redis://127.0.0.1:6379/0
 BACKEND  ?= redis://127.0.0.1:6379/1
 
-.PHONY: all deps build functions serve test unit-test interop-test venv lint clean
+.PHONY: all deps build functions serve test unit-test interop-test venv lint clean bench
 
 all: build functions
 
@@ -47,6 +47,12 @@ interop-test: functions venv
 
 # Every test: Swift unit tests, then the interop suite against real Celery and redis-server.
 test: unit-test interop-test
+
+# fnhost (release) against a stock Celery 5.7 worker on a private redis-server; see bench/README.md.
+# BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--rounds 5 -c 4".
+bench: functions venv
+	$(SWIFT) build -c release --product fnhost
+	$(PYTHON) bench/bench.py --fnhost .build/release/fnhost --functions $(FUNCTIONS) $(BENCH_ARGS)
 
 clean:
 	rm -rf .build $(FUNCTIONS)/*.so
