@@ -43,7 +43,7 @@ extension RedisBroker {
                 guard let queue else { continue }
                 let priority = Int(document["properties"]?["priority"]?.intValue ?? 0)
                 let bucket = Self.priorityBuckets.last(where: { $0 <= max(0, min(9, priority)) }) ?? 0
-                let envelope = (try? RedisEnvelope(bytes: JSONWriter.bytes(.object(document))))?.redeliveredBytes() ?? JSONWriter.bytes(.object(document))
+                let envelope = RedisEnvelope(document: document).redeliveredBytes()
                 calls.append((keys: [Array("unacked".utf8), Array("unacked_index".utf8), Array(Self.key(queue: queue, bucket: bucket).utf8)],
                               args: [Array(tag.utf8), envelope]))
             }

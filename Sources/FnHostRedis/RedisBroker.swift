@@ -97,7 +97,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
             var i = 0
             while i + 1 < items.count {
                 if let key = items[i].bytes, let payload = items[i + 1].bytes {
-                    deliveries.append(makeDelivery(key: String(decoding: key, as: UTF8.self), payload: payload))
+                    deliveries.append(makeDelivery(key: String(decoding: key, as: UTF8.self), payload: payload).delivery)
                 }
                 i += 2
             }
@@ -109,14 +109,10 @@ public final class RedisBroker: Broker, @unchecked Sendable {
         guard case .array(let pair) = try consumer.command(brpop), pair.count == 2,
             let keyBytes = pair[0].bytes, let payload = pair[1].bytes
         else { return [] }
-        let delivery = makeDelivery(key: String(decoding: keyBytes, as: UTF8.self), payload: payload)
+        let (delivery, envelope) = makeDelivery(key: String(decoding: keyBytes, as: UTF8.self), payload: payload)
         if !delivery.tag.isEmpty {
-            let (exchange, routingKey): (String, String)
-            if case .success = delivery.message, let envelope = RedisEnvelope.decodeTask(payload).envelope {
-                (exchange, routingKey) = (envelope.exchange, envelope.routingKey)
-            } else {
-                (exchange, routingKey) = ("", delivery.queue)
-            }
+            let exchange = envelope?.exchange ?? ""
+            let routingKey = envelope?.routingKey ?? delivery.queue
             var entry: [UInt8] = [UInt8(ascii: "[")]
             entry += payload
             entry.append(UInt8(ascii: ","))
@@ -136,9 +132,11 @@ public final class RedisBroker: Broker, @unchecked Sendable {
         return [delivery]
     }
 
-    private func makeDelivery(key: String, payload: [UInt8]) -> Delivery {
+    /// The delivery of a popped message, and its envelope when it parsed (decoded once).
+    private func makeDelivery(key: String, payload: [UInt8]) -> (delivery: Delivery, envelope: RedisEnvelope?) {
         let (envelope, message) = RedisEnvelope.decodeTask(payload)
-        return Delivery(queue: Self.queue(ofKey: key), tag: envelope?.deliveryTag ?? "", source: key, payload: payload, message: message)
+        let delivery = Delivery(queue: Self.queue(ofKey: key), tag: envelope?.deliveryTag ?? "", source: key, payload: payload, message: message)
+        return (delivery, envelope)
     }
 
     public func ack(_ deliveries: [Delivery]) throws {
@@ -159,7 +157,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
         var calls: [(keys: [[UInt8]], args: [[UInt8]])] = []
         var plain: [[[UInt8]]] = []
         for d in deliveries {
-            let payload = RedisEnvelope.decodeTask(d.payload).envelope?.redeliveredBytes() ?? d.payload
+            let payload = (try? RedisEnvelope(bytes: d.payload))?.redeliveredBytes() ?? d.payload
             if d.tag.isEmpty {
                 plain.append([Array("RPUSH".utf8), Array(d.source.utf8), payload])
             } else {

@@ -17,8 +17,12 @@ public struct JSONParser {
 
     /// Parses one JSON document.
     public static func parse(_ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth) throws(Error) -> JSON {
-        let array = Array(bytes)
-        return try array.withUnsafeBufferPointer { (buffer) throws(Error) -> JSON in
+        try parse(Array(bytes), maxDepth: maxDepth)
+    }
+
+    /// Parses one JSON document held in an array, without copying it (the per-message path).
+    public static func parse(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) throws(Error) -> JSON {
+        try bytes.withUnsafeBufferPointer { (buffer) throws(Error) -> JSON in
             var parser = Cursor(bytes: buffer, maxDepth: maxDepth)
             parser.skipSpace()
             let value = try parser.parseValue(depth: 0)

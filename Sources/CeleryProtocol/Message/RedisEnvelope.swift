@@ -12,6 +12,11 @@ public struct RedisEnvelope: Sendable {
 
     /// Parses an envelope. Fails only when the bytes are not a JSON object.
     public init(bytes: some Collection<UInt8>) throws(MessageDecodingError) {
+        try self.init(bytes: Array(bytes))
+    }
+
+    /// Parses an envelope held in an array, without copying it (the per-message path).
+    public init(bytes: [UInt8]) throws(MessageDecodingError) {
         let parsed: JSON
         do {
             parsed = try JSONParser.parse(bytes)
@@ -21,6 +26,11 @@ public struct RedisEnvelope: Sendable {
         guard case .object(let document) = parsed else {
             throw MessageDecodingError(.malformedEnvelope, "the message is a JSON \(parsed.typeName), not an envelope object")
         }
+        self.init(document: document)
+    }
+
+    /// An envelope already parsed (from `unacked`, whose entries hold it as a JSON object).
+    public init(document: JSONObject) {
         self.document = document
         let properties = document["properties"]
         self.deliveryTag = properties?["delivery_tag"]?.stringValue
@@ -104,6 +114,11 @@ extension RedisEnvelope {
     /// Decodes a stored envelope and the task inside, never throwing: the envelope when it
     /// parsed, and the task message or why there is none.
     public static func decodeTask(_ bytes: some Collection<UInt8>) -> (envelope: RedisEnvelope?, message: Result<TaskMessage, MessageDecodingError>) {
+        decodeTask(Array(bytes))
+    }
+
+    /// `decodeTask` for bytes already in an array, without copying them (the per-message path).
+    public static func decodeTask(_ bytes: [UInt8]) -> (envelope: RedisEnvelope?, message: Result<TaskMessage, MessageDecodingError>) {
         let envelope: RedisEnvelope
         do { envelope = try RedisEnvelope(bytes: bytes) } catch { return (nil, .failure(error)) }
         do { return (envelope, .success(try envelope.taskMessage())) } catch { return (envelope, .failure(error)) }
