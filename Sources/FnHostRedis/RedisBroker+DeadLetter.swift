@@ -15,7 +15,7 @@ extension RedisBroker {
              args: [Array(item.delivery.tag.utf8), DeadLetter(delivery: item.delivery, reason: item.reason, id: UUID4.make()).encoded()])
         }
         try withControlConnection { connection in
-            for reply in try connection.pipelineScripts(RedisScripts.deadLetter, calls: calls) {
+            for reply in try connection.pipelineScripts(RedisScripts.parkAndAck, calls: calls) {
                 if case .error(let e) = reply { throw RedisError(description: "dead-lettering failed: \(e)", connectionLost: false) }
             }
         }

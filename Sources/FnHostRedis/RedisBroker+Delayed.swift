@@ -16,11 +16,11 @@ extension RedisBroker {
         guard !deliveries.isEmpty else { return }
         let calls = deliveries.map { item in
             (keys: [Array("unacked".utf8), Array("unacked_index".utf8), Array(Self.delayedKey.utf8)],
-             args: [Array(item.delivery.tag.utf8), Array(String(item.until).utf8),
-                    Array((item.delivery.source + Self.separator).utf8) + item.delivery.payload])
+             args: [Array(item.delivery.tag.utf8), Array((item.delivery.source + Self.separator).utf8) + item.delivery.payload,
+                    Array(String(item.until).utf8)])
         }
         try withControlConnection { connection in
-            for reply in try connection.pipelineScripts(RedisScripts.delay, calls: calls) {
+            for reply in try connection.pipelineScripts(RedisScripts.parkAndAck, calls: calls) {
                 if case .error(let e) = reply { throw RedisError(description: "moving a delivery to the delayed store failed: \(e)", connectionLost: false) }
             }
         }

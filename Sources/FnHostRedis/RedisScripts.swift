@@ -70,10 +70,16 @@ enum RedisScripts {
         return 0
         """
 
-    /// Moves one delivery into the delayed store and acknowledges it, atomically.
-    /// KEYS: unacked, unacked_index, delayed. ARGV: delivery tag, ETA (epoch seconds), member.
-    static let delay = """
-        redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+    /// Parks one delivery somewhere durable and acknowledges it, atomically: with a score, into
+    /// a sorted set (the delayed store, score = ETA); without, at the end of a list (the
+    /// dead-letter queue). KEYS: unacked, unacked_index, target. ARGV: delivery tag (may be
+    /// empty), member, [score].
+    static let parkAndAck = """
+        if ARGV[3] then
+          redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+        else
+          redis.call('RPUSH', KEYS[3], ARGV[2])
+        end
         if ARGV[1] ~= '' then
           redis.call('HDEL', KEYS[1], ARGV[1])
           redis.call('ZREM', KEYS[2], ARGV[1])
@@ -96,17 +102,6 @@ enum RedisScripts {
           end
         end
         return moved
-        """
-
-    /// Appends a dead letter and acknowledges its delivery, atomically.
-    /// KEYS: unacked, unacked_index, dlq. ARGV: delivery tag (may be empty), entry.
-    static let deadLetter = """
-        redis.call('RPUSH', KEYS[3], ARGV[2])
-        if ARGV[1] ~= '' then
-          redis.call('HDEL', KEYS[1], ARGV[1])
-          redis.call('ZREM', KEYS[2], ARGV[1])
-        end
-        return 1
         """
 
     /// Takes one entry out of the dead-letter queue and publishes its message, atomically; does
