@@ -54,3 +54,44 @@ import Testing
         #expect(host.executor.started.isEmpty)
     }
 }
+
+@Suite struct DispatcherColdShutdownTests {
+    @Test func aTaskThatFinishesDuringColdShutdownIsSettledNotRequeued() throws {
+        let gate = Gate()
+        let host = try TestHost(functions: ["work": "{}"], concurrency: 1, handlers: [
+            "work": { _ in gate.wait(); return .success(resultJSON: Array("7".utf8)) },
+        ])
+        host.send(try taskMessage(id: "finishes", task: "work"))
+        host.start()
+        defer { gate.open(); host.stop() }
+        #expect(eventually { host.executor.runningTotal == 1 })
+        host.consumer.stop()
+        _ = host.dispatcher.drain()
+        #expect(host.dispatcher.abandonRunning() == 1)
+        gate.open()
+        #expect(host.broker.waitForResult("finishes", timeout: 10)?.status == .success)
+        host.settle()
+        #expect(host.broker.length(of: "work") == 0)
+        #expect(host.broker.unackedCount == 0)
+    }
+
+    @Test func aTaskWhoseWorkerIsKilledDuringColdShutdownIsRequeued() throws {
+        let gate = Gate()
+        let host = try TestHost(functions: ["work": "{}"], concurrency: 1, handlers: [
+            "work": { _ in gate.wait(); return .workerLost(how: "signal 9 (SIGKILL)") },
+        ])
+        host.send(try taskMessage(id: "killed", task: "work"))
+        host.start()
+        defer { gate.open(); host.stop() }
+        #expect(eventually { host.executor.runningTotal == 1 })
+        host.consumer.stop()
+        _ = host.dispatcher.drain()
+        #expect(host.dispatcher.abandonRunning() == 1)
+        gate.open()
+        #expect(eventually { host.executor.runningTotal == 0 })
+        host.settle()
+        #expect(host.broker.result("killed") == nil)
+        #expect(host.broker.length(of: "work") == 1)
+        #expect(host.broker.unackedCount == 0)
+    }
+}

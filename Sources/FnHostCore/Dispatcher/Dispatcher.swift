@@ -332,8 +332,10 @@ public final class Dispatcher: @unchecked Sendable {
         case .rejected(let p): logger.error("task \(request.name)[\(request.id)] rejected: \(p.reason)")
         }
         let abandoning = lock.withLock { phase == .abandoning }
-        if abandoning {
-            // Cold shutdown: the task's result is not trusted to be complete; run it again elsewhere.
+        if abandoning, case .workerLost = outcome {
+            // Cold shutdown killed its worker: the task did not finish, so it runs again
+            // elsewhere (with acks_late). A task that did finish is settled as usual below,
+            // never run twice.
             if request.function.options.acksLate { outcomes.submit(Settlement(delivery: request.delivery, disposition: .requeue)) }
             return
         }
@@ -408,8 +410,9 @@ public final class Dispatcher: @unchecked Sendable {
 }
 
 extension Dispatcher {
-    /// Cold shutdown: every task still running will have its delivery given back to the queue
-    /// (with `acks_late`) instead of settled, whatever its outcome. Returns how many run now.
+    /// Cold shutdown: every task still running whose worker process is then killed has its
+    /// delivery given back to the queue (with `acks_late`) instead of failing with
+    /// `WorkerLostError`; one that finishes first is settled as usual. Returns how many run now.
     public func abandonRunning() -> Int {
         setAbandoning()
     }
