@@ -57,22 +57,22 @@ struct Call: ParsableCommand {
         case .success(let json)?:
             print(String(decoding: json, as: UTF8.self))
         case .failure(let e, _)?:
-            FileError.write("\(e.type): \(e.message)")
+            StandardError.write("\(e.type): \(e.message)")
             throw ExitCode(1)
         case .rejected(let problem)?:
-            FileError.write("\(problem.exception.type): \(problem.reason)")
+            StandardError.write("\(problem.exception.type): \(problem.reason)")
             throw ExitCode(1)
         case .retry(let countdown, let reason)?:
-            FileError.write("Retry: the function asked to be retried\(countdown.map { " in \($0)s" } ?? ""): \(reason)")
+            StandardError.write("Retry: the function asked to be retried\(countdown.map { " in \($0)s" } ?? ""): \(reason)")
             throw ExitCode(1)
         case .workerLost(let how)?:
-            FileError.write("WorkerLostError: Worker exited prematurely: \(how).")
+            StandardError.write("WorkerLostError: Worker exited prematurely: \(how).")
             throw ExitCode(1)
         case .timeLimitExceeded(let s)?:
-            FileError.write("TimeLimitExceeded: \(s)")
+            StandardError.write("TimeLimitExceeded: \(s)")
             throw ExitCode(1)
         case nil:
-            FileError.write("the worker process ended without an outcome")
+            StandardError.write("the worker process ended without an outcome")
             throw ExitCode(1)
         }
     }
@@ -102,7 +102,7 @@ final class OutcomeBox: @unchecked Sendable {
     }
 }
 
-enum FileError {
+enum StandardError {
     static func write(_ line: String) {
         let bytes = Array((line + "\n").utf8)
         bytes.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress, $0.count) }
