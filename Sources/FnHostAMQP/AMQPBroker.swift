@@ -212,6 +212,7 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
         let now = CeleryTime.now()
         let messages = deliveries.map { item in
             var m = copy(of: item.delivery, extraHeaders: [
+                "x-fnhost-dead-letter-id": .string(Self.newId()),
                 "x-fnhost-reason": .string(item.reason), "x-fnhost-queue": .string(item.delivery.queue),
                 "x-fnhost-dead-lettered-at": .string(CeleryTime.isoformat(now)),
             ])
@@ -223,6 +224,15 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
         }
         try publisher.publish(messages)
         try ack(deliveries.map(\.delivery))
+    }
+
+    /// A random id for a dead letter (a version-4 UUID).
+    static func newId() -> String {
+        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        bytes[6] = bytes[6] & 0x0F | 0x40
+        bytes[8] = bytes[8] & 0x3F | 0x80
+        let hex = bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }
+        return [hex[0..<4], hex[4..<6], hex[6..<8], hex[8..<10], hex[10..<16]].map { $0.joined() }.joined(separator: "-")
     }
 
     public func publish(_ message: TaskMessage, toQueue queue: String) throws {

@@ -207,3 +207,60 @@ def test_amqps_with_the_wrong_ca_says_so(serve, make_functions, transport, rabbi
                  "--broker", tls_url, "--backend", transport.backend_url, urls=False, ready=False)
     line = host.wait_for_log(r"TLS handshake").string
     assert "ca_certs" in line and str(other) in line
+
+
+@AMQP_ONLY
+def test_fnhost_dlq_lists_replays_and_purges_on_rabbitmq(serve, make_functions, celery_app, transport, fnhost_cli, tmp_path):
+    config = tmp_path / "fnhost.yml"
+    config.write_text("tasks:\n  retry.always: { max_retries: 0 }\n")
+    host = serve(make_functions("retry"), "-c", "1", "--config", config)
+    result = celery_app.send_task("retry.always", queue="retry.always")
+    with pytest.raises(MaxRetriesExceededError):
+        result.get(timeout=RESULT_TIMEOUT)
+    wait_until(lambda: queue_depth(celery_app, "fnhost.dlq") == 1, 10, "the dead letter")
+
+    listed = fnhost_cli("dlq", "list", "--broker", transport.broker_url)
+    assert listed.returncode == 0, listed.stderr
+    assert f"task=retry.always[{result.id}]" in listed.stdout and "MaxRetriesExceededError" in listed.stdout
+    assert "1 dead letter" in listed.stdout and "guest:guest" not in listed.stdout + listed.stderr
+    as_json = fnhost_cli("dlq", "list", "--json", "--broker", transport.broker_url)
+    entry = json.loads(as_json.stdout.splitlines()[0])
+    assert entry["queue"] == "retry.always" and entry["task_id"] == result.id
+    assert queue_depth(celery_app, "fnhost.dlq") == 1  # listing takes nothing away
+
+    replayed = fnhost_cli("dlq", "replay", entry["id"], "--broker", transport.broker_url)
+    assert replayed.returncode == 0 and f"replayed {entry['id']}" in replayed.stdout, replayed.stderr
+    # It runs again (retries reset to 0), exhausts them again and comes back to the queue.
+    wait_until(lambda: host.log.count(f"retry.always[{result.id}] asks for a retry") == 2, 20, "the replayed task to run")
+    wait_until(lambda: queue_depth(celery_app, "fnhost.dlq") == 1, 10, "the dead letter again")
+
+    purged = fnhost_cli("dlq", "purge", "--broker", transport.broker_url)
+    assert purged.returncode == 0 and "1 purged" in purged.stdout, purged.stderr
+    assert queue_depth(celery_app, "fnhost.dlq") == 0
+
+
+@AMQP_ONLY
+def test_heartbeats_keep_an_idle_host_connected(serve, make_functions, celery_app, tmp_path):
+    config = tmp_path / "fnhost.yml"
+    config.write_text("broker_heartbeat: 1\n")
+    host = serve(make_functions(), "-c", "1", "--config", config)
+    # RabbitMQ closes a connection that misses two heartbeats; stay idle for several periods.
+    time.sleep(6)
+    assert celery_app.send_task("math.add", args=[1, 2], queue="math.add").get(timeout=RESULT_TIMEOUT) == 3
+    assert "lost the consuming connection" not in host.log and "publishing connection lost" not in host.log
+
+
+@AMQP_ONLY
+def test_quorum_queues_as_the_producer_declares_them(serve, make_functions, transport, tmp_path):
+    producer = Celery("quorum", broker=transport.broker_url, backend=transport.backend_url, set_as_current=False)
+    producer.conf.task_default_queue_type = "quorum"
+    producer.conf.task_create_missing_queue_type = "quorum"
+    config = tmp_path / "fnhost.yml"
+    config.write_text("task_default_queue_type: quorum\n")
+    try:
+        parked = producer.send_task("math.add", args=[4, 5], queue="math.add")
+        host = serve(make_functions(), "-c", "2", "--config", config)
+        assert parked.get(timeout=RESULT_TIMEOUT) == 9
+        assert "exists with other arguments" not in host.log
+    finally:
+        producer.close()
