@@ -2,6 +2,7 @@ import ArgumentParser
 import CeleryProtocol
 import Dispatch
 import FnHostCore
+import FnHostPlugins
 import FnHostPool
 import FnHostRedis
 import Logging
@@ -44,6 +45,8 @@ final class HostRuntime: @unchecked Sendable {
         /// Acknowledge without running a redelivered message whose task already succeeded.
         var deduplicateSuccessfulTasks: Bool
         var pluginLogLevel: Int32
+        /// `--allow-untrusted-plugins`: skip the plugin trust checks (development only).
+        var allowUntrustedPlugins = false
     }
 
     private let settings: Settings
@@ -73,10 +76,10 @@ final class HostRuntime: @unchecked Sendable {
         let executable = WorkerProcess.currentExecutable()
         let box = ExecutorBox()
         let threads = settings.pool == .threads ? settings.concurrency : 1
-        let catalog = PluginCatalog.discover(
-            functionsDirectory: settings.functionsDirectory, stateDirectory: settings.stateDirectory, executable: executable,
-            logLevel: settings.pluginLogLevel, threads: threads, logger: logger,
-            events: { process, event in box.executor?.events(process, event) })
+        let loader = PluginLoader(functionsDirectory: settings.functionsDirectory, stateDirectory: settings.stateDirectory,
+                                  executable: executable, logLevel: settings.pluginLogLevel, threads: threads,
+                                  trust: PluginTrust(policy: settings.allowUntrustedPlugins ? .allowUntrusted : .enforce))
+        let catalog = PluginCatalog.discover(loader, logger: logger, events: { process, event in box.executor?.events(process, event) })
         var registry = catalog.registry
         for error in registry.applyOverrides(settings.taskOverrides) { logger.error("config: \(error)") }
         let paths = catalog.privatePaths
