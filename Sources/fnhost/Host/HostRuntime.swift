@@ -50,11 +50,13 @@ final class HostRuntime: @unchecked Sendable {
     }
 
     private let settings: Settings
-    private let logger: Logger
+    let logger: Logger
     private let signals = ConditionLock()
     private var signalCount = 0
     /// Kept for the life of the runtime: a released source stops delivering signals.
     private var signalSources: [DispatchSourceSignal] = []
+    /// What SIGHUP does (reload the plugins), once set.
+    private var hangup: (@Sendable () -> Void)?
 
     init(settings: Settings, logger: Logger) {
         self.settings = settings
@@ -82,12 +84,9 @@ final class HostRuntime: @unchecked Sendable {
         let catalog = PluginCatalog.discover(loader, logger: logger, events: { process, event in box.executor?.events(process, event) })
         var registry = catalog.registry
         for error in registry.applyOverrides(settings.taskOverrides) { logger.error("config: \(error)") }
-        let paths = catalog.privatePaths
-        let level = settings.pluginLogLevel
+        let table = GenerationTable(loader: loader, serving: catalog.privatePaths.filter { path in catalog.registry.functions.values.contains { $0.plugin == path.key } })
         let executor = ProcessExecutor(maxProcesses: settings.concurrency, tasksPerProcess: threads, recycle: settings.recycle,
-                                       idle: settings.idle, logger: logger) { plugin in
-            paths[plugin].map { WorkerProcess.LaunchSpec(executable: executable, pluginPath: $0, pluginName: plugin, logLevel: level, threads: threads) }
-        }
+                                       idle: settings.idle, logger: logger, isCurrent: { table.isCurrent($0) }) { plugin in table.spec(for: plugin) }
         box.executor = executor
         for probe in catalog.probes { executor.adopt(probe) }
 
@@ -119,6 +118,8 @@ final class HostRuntime: @unchecked Sendable {
         let consumer = Consumer(broker: broker, dispatcher: dispatcher, logger: logger,
                                 deduplicateWith: settings.deduplicateSuccessfulTasks ? backend : nil)
         consumer.start()
+        let reloading = startReloading(loader: loader, catalog: catalog, table: table, executor: executor, dispatcher: dispatcher,
+                                       broker: broker, overrides: settings.taskOverrides)
         startRestoreSweeps(broker: broker, dispatcher: dispatcher)
         startDelayedMover(broker: broker)
         let functions = registry.sorted.map(\.name)
@@ -129,6 +130,7 @@ final class HostRuntime: @unchecked Sendable {
 
         _ = waitForSignal(timeout: nil)
         logger.info("warm shutdown: no new tasks; waiting up to \(settings.gracePeriod)s for \(dispatcher.runningCount) running task(s)")
+        reloading.stop()
         consumer.stop()
         let unstarted = dispatcher.drain()
         for delivery in unstarted { outcomes.submit(Settlement(delivery: delivery, disposition: .requeue)) }
@@ -190,7 +192,11 @@ final class HostRuntime: @unchecked Sendable {
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let queue = DispatchQueue(label: "fnhost.signals")
-        return [SIGTERM, SIGINT].map { sig in
+        signal(SIGHUP, SIG_IGN)
+        let hangupSource = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
+        hangupSource.setEventHandler { [self] in signals.withLock { hangup }?() }
+        hangupSource.resume()
+        return [hangupSource] + [SIGTERM, SIGINT].map { sig in
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
             source.setEventHandler { [self] in
                 signals.withLock {
@@ -201,6 +207,11 @@ final class HostRuntime: @unchecked Sendable {
             source.resume()
             return source
         }
+    }
+
+    /// Sets what SIGHUP does.
+    func setHangupHandler(_ handler: @escaping @Sendable () -> Void) {
+        signals.withLock { hangup = handler }
     }
 
     /// Waits for a shutdown signal; true when one arrived.

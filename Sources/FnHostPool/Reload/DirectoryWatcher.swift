@@ -1,0 +1,76 @@
+import FnHostCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Watches the functions directory with inotify and calls `changed` with the file name of every
+/// plugin or manifest created, written (`cp` in place: each close after writing), moved in or
+/// out (`mv`, an editor's write-then-rename), deleted, or whose mode or owner changed (trust);
+/// also when the directory itself is replaced or its mode changes. Debouncing is the caller's
+/// (`ReloadStateMachine`).
+///
+/// Threading: one thread of its own, polling every 0.25 s for `stop`.
+public final class DirectoryWatcher: @unchecked Sendable {
+    private let fd: Int32
+    private let directory: String
+    private let lock = ConditionLock()
+    private var stopped = false
+    private var thread: pthread_t?
+
+    /// Why the directory cannot be watched.
+    public struct Error: Swift.Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Starts watching; `changed` is called on the watcher's thread.
+    public init(directory: String, changed: @escaping @Sendable (String) -> Void) throws(Error) {
+        self.directory = directory
+        fd = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
+        guard fd >= 0 else { throw Error(description: "inotify_init1 failed: \(String(cString: strerror(errno)))") }
+        let mask = UInt32(IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+        guard inotify_add_watch(fd, directory, mask) >= 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw Error(description: "cannot watch \(directory): \(reason)")
+        }
+        thread = startThread(name: "fnhost-watch") { [self] in run(changed) }
+    }
+
+    /// Stops watching; returns once the thread has ended.
+    public func stop() {
+        lock.withLock { stopped = true }
+        if let thread { pthread_join(thread, nil) }
+        thread = nil
+        close(fd)
+    }
+
+    private func run(_ changed: @escaping @Sendable (String) -> Void) {
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while !lock.withLock({ stopped }) {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, 250)
+            guard ready > 0 else { continue }
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else { continue }
+            for name in Self.names(in: buffer[0..<n]) where name.isEmpty || PluginLoader.isPluginFile(name) {
+                changed(name)
+            }
+        }
+    }
+
+    /// The file names of the `inotify_event`s in `bytes` (empty for events on the directory).
+    static func names(in bytes: ArraySlice<UInt8>) -> [String] {
+        var names: [String] = []
+        var offset = bytes.startIndex
+        // struct inotify_event { int wd; uint32_t mask; uint32_t cookie; uint32_t len; char name[len]; }
+        while offset + 16 <= bytes.endIndex {
+            let len = Int(bytes[offset + 12]) | Int(bytes[offset + 13]) << 8 | Int(bytes[offset + 14]) << 16 | Int(bytes[offset + 15]) << 24
+            let start = offset + 16
+            let end = min(start + len, bytes.endIndex)
+            names.append(String(decoding: bytes[start..<end].prefix(while: { $0 != 0 }), as: UTF8.self))
+            offset = end
+        }
+        return names
+    }
+}
