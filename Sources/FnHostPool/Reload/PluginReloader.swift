@@ -151,7 +151,9 @@ public final class PluginReloader: @unchecked Sendable {
         logger.info("reload: probing \(probing.map(\.description).joined(separator: ", "))\(removed.isEmpty ? "" : "; removed: " + removed.map(\.plugin).joined(separator: ", "))")
         let results = loader.probe(probing.map { ($0.plugin, $0.path) }, events: executor.events)
 
-        // Assemble the registry in file-name order: the first file to register a name keeps it.
+        // Assemble the registry: the generations that go on serving first (a new version never
+        // takes a name from a plugin that serves it), then the new versions in file-name order
+        // (the first to register a name keeps it); a refused new version keeps its old one.
         var candidates = functions
         for g in removed { candidates[g.plugin] = nil }
         var loaded: [String: (ReloadStateMachine.Generation, WorkerProcess, [RegisteredFunction])] = [:]
@@ -171,19 +173,18 @@ public final class PluginReloader: @unchecked Sendable {
         var registry = TaskRegistry()
         var activated: [(ReloadStateMachine.Generation, WorkerProcess, [RegisteredFunction])] = []
         var refusedProbes: [WorkerProcess] = []
-        let plugins = Set(candidates.keys).union(loaded.keys).sorted()
-        for plugin in plugins {
-            if let (g, process, fs) = loaded[plugin] {
-                if let refusal = registry.add(plugin: plugin, functions: fs) {
-                    refusedProbes.append(process)
-                    let actions = lock.withLock { machine.probeFailed(g, reason: refusal.reason, retryUnchanged: true, now: monotonicNow()) }
-                    reportAll(actions)
-                    if let old = candidates[plugin] { registry.add(plugin: plugin, functions: old) }
-                } else {
-                    activated.append((g, process, fs))
-                }
-            } else if let old = candidates[plugin] {
-                registry.add(plugin: plugin, functions: old)
+        for plugin in candidates.keys.sorted() where loaded[plugin] == nil {
+            registry.add(plugin: plugin, functions: candidates[plugin]!)
+        }
+        for plugin in loaded.keys.sorted() {
+            let (g, process, fs) = loaded[plugin]!
+            if let refusal = registry.add(plugin: plugin, functions: fs) {
+                refusedProbes.append(process)
+                let actions = lock.withLock { machine.probeFailed(g, reason: refusal.reason, retryUnchanged: true, now: monotonicNow()) }
+                reportAll(actions)
+                if let old = candidates[plugin] { registry.add(plugin: plugin, functions: old) }
+            } else {
+                activated.append((g, process, fs))
             }
         }
         for status in lock.withLock({ machine.status }) {

@@ -59,6 +59,12 @@ public struct ReloadStateMachine: Sendable {
         public var serving: Generation?
         /// Why its latest version is not served (nil: it is).
         public var failure: String?
+
+        public init(plugin: String, serving: Generation?, failure: String?) {
+            self.plugin = plugin
+            self.serving = serving
+            self.failure = failure
+        }
     }
 
     private struct PluginState: Sendable {
