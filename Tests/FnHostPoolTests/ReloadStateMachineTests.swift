@@ -256,4 +256,14 @@ import Testing
             #expect(r.count == 1)
         }
     }
+
+    @Test func aPluginThatFailedAtStartIsReportedAndProbedAtTheFirstReload() {
+        var m = ReloadStateMachine()
+        m.started(serving: ["libmath.so": "p1"], failed: ["libbad.so": "init returned 1"])
+        #expect(m.status.map(\.plugin) == ["libbad.so", "libmath.so"])
+        #expect(m.status.first?.failure == "init returned 1")
+        #expect(m.status.first?.serving == nil)
+        let r = m.scanned(["libmath.so": .version(path: "p1"), "libbad.so": .version(path: "b")], now: 1)
+        #expect(r == [.probe(Generation(plugin: "libbad.so", number: 2, path: "b"))])
+    }
 }

@@ -113,6 +113,10 @@ def test_broken_build_keeps_the_old_generation_serving(serve, functions, version
     # `fnhost list` loads the directory as it is now, and says why the file there fails.
     out = fnhost_cli("list", "--functions", functions)
     assert re.search(r"^failed: libversion\.so: .*broken build", out.stdout, re.M), out.stdout
+    # And what the running host serves: generation 1, with why the newer version is not served.
+    assert re.search(rf"^host: fnhost serve \(pid {host.pid}\) serves this directory$", out.stdout, re.M), out.stdout
+    assert re.search(r"^host: libversion\.so: generation 1 serving; its latest version failed: .*broken build", out.stdout, re.M), out.stdout
+    assert re.search(r"^host: libmath\.so: generation 1 serving$", out.stdout, re.M), out.stdout
     # A fixed build then replaces the old generation.
     install(version_build(4), functions / "libversion.so")
     wait_until(lambda: host.stderr.search(r"reload: libversion\.so generation 3 serves"), RELOAD_TIMEOUT, "the fixed build")
@@ -193,3 +197,38 @@ def test_tasks_keep_flowing_through_ten_reloads_each_run_exactly_once(serve, fun
     wait_until(lambda: ack_bookkeeping_is_empty(redis_dbs.broker), RESULT_TIMEOUT, "every delivery to be acknowledged")
     assert host.stderr.search(r"gave \d+ deliveries .* back") is None
     assert host.stderr.search(r"redelivered") is None
+
+
+def test_new_plugin_cannot_take_a_name_another_plugin_serves(serve, make_functions, fixture_plugin, celery_app):
+    d = make_functions()
+    host = serve(d, "-Q", "celery")
+    install(fixture_plugin("dup"), d / "libaa_dup.so")  # sorts before libmath.so, registers math.add too
+    line = host.wait_for_log(r"reload: plugin libaa_dup\.so failed to load: (.*)|plugin libaa_dup\.so failed to load: (.*)", RELOAD_TIMEOUT)
+    assert "duplicate task name 'math.add', already registered by libmath.so" in line.string, line.string
+    assert get(celery_app, "math.add", [2, 3]) == 5
+    with pytest.raises(NotRegistered):
+        celery_app.send_task("dup.only").get(timeout=RESULT_TIMEOUT)
+
+
+def test_task_name_moves_between_manifests(serve, make_functions, celery_app):
+    d = make_functions(examples=False)
+
+    def manifest(name, tasks):
+        body = "".join(f'  {task}: {{ symbol: {symbol}, signature: "f64(f64)", queue: calc }}\n' for task, symbol in tasks)
+        tmp = d / f".{name}.tmp"
+        tmp.write_text(f"library: libm.so.6\ntasks:\n{body}")
+        tmp.chmod(0o644)
+        os.rename(tmp, d / name)
+
+    manifest("a.fnhost.yml", [("calc.floor", "floor"), ("calc.ceil", "ceil")])
+    manifest("b.fnhost.yml", [("calc.sqrt", "sqrt")])
+    host = serve(d)
+    assert get(celery_app, "calc.floor", [2.5], queue="calc") == 2.0
+    manifest("b.fnhost.yml", [("calc.sqrt", "sqrt"), ("calc.floor", "floor")])
+    manifest("a.fnhost.yml", [("calc.ceil", "ceil")])
+    wait_until(lambda: host.stderr.search(r"reload: b\.fnhost\.yml generation \d+ serves calc\.sqrt, calc\.floor"), RELOAD_TIMEOUT,
+               "calc.floor to move to b.fnhost.yml")
+    wait_until(lambda: host.stderr.search(r"reload: a\.fnhost\.yml generation \d+ serves calc\.ceil(;|$)"), RELOAD_TIMEOUT, "a.fnhost.yml without it")
+    assert get(celery_app, "calc.floor", [2.5], queue="calc") == 2.0
+    assert get(celery_app, "calc.ceil", [2.5], queue="calc") == 3.0
+    assert get(celery_app, "calc.sqrt", [4], queue="calc") == 2.0

@@ -26,6 +26,7 @@ public final class PluginReloader: @unchecked Sendable {
     private let executor: ProcessExecutor
     private let logger: Logger
     private let install: @Sendable (TaskRegistry) -> Void
+    private let report: @Sendable ([ReloadStateMachine.PluginStatus]) -> Void
     private let lock = ConditionLock()
     private var machine: ReloadStateMachine
     /// Functions of each serving generation, as its plugin registered them (before overrides).
@@ -37,10 +38,12 @@ public final class PluginReloader: @unchecked Sendable {
 
     /// Starts from the first load (`catalog`: generation 1 of each loaded plugin). `install` is
     /// called with each new registry (the host applies its overrides and hands it to the
-    /// dispatcher).
+    /// dispatcher). `report` gets every plugin's status at start and after each reload.
     public init(loader: PluginLoader, catalog: PluginCatalog, table: GenerationTable, executor: ProcessExecutor,
                 machine: ReloadStateMachine = ReloadStateMachine(), logger: Logger,
+                report: @escaping @Sendable ([ReloadStateMachine.PluginStatus]) -> Void = { _ in },
                 install: @escaping @Sendable (TaskRegistry) -> Void) {
+        self.report = report
         self.loader = loader
         self.table = table
         self.executor = executor
@@ -52,10 +55,13 @@ public final class PluginReloader: @unchecked Sendable {
         self.functions = byPlugin
         var serving: [String: String] = [:]
         for plugin in byPlugin.keys { serving[plugin] = catalog.privatePaths[plugin] }
-        self.machine.started(serving: serving)
+        var failed: [String: String] = [:]
+        for failure in catalog.registry.failures where byPlugin[failure.plugin] == nil { failed[failure.plugin] = failure.reason }
+        self.machine.started(serving: serving, failed: failed)
     }
 
     public func start() {
+        report(status)
         thread = startThread(name: "fnhost-reload") { [self] in run() }
     }
 
@@ -103,6 +109,7 @@ public final class PluginReloader: @unchecked Sendable {
             if start {
                 reload()
                 lock.withLock { machine.reloadFinished(now: monotonicNow()) }
+                report(status)
             }
             checkDraining()
         }

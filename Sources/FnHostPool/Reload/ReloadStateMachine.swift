@@ -141,8 +141,13 @@ public struct ReloadStateMachine: Sendable {
 
     // MARK: Generations
 
-    /// Plugins loaded at start: each serves as generation 1.
-    public mutating func started(serving: [String: String]) {
+    /// Plugins loaded at start: each serves as generation 1; `failed` could not be loaded (by
+    /// file name, why). A failed one is probed again at the first reload.
+    public mutating func started(serving: [String: String], failed: [String: String] = [:]) {
+        for (plugin, reason) in failed {
+            plugins[plugin] = PluginState(failure: reason)
+            lastNumber[plugin] = 1
+        }
         for (plugin, path) in serving {
             let g = Generation(plugin: plugin, number: 1, path: path)
             plugins[plugin] = PluginState(serving: g)

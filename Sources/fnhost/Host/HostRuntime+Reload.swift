@@ -24,7 +24,16 @@ extension HostRuntime {
     func startReloading(loader: PluginLoader, catalog: PluginCatalog, table: GenerationTable, executor: ProcessExecutor,
                         dispatcher: Dispatcher, broker: any Broker, overrides: [String: JSONObject]) -> Reloading {
         let logger = self.logger
-        let reloader = PluginReloader(loader: loader, catalog: catalog, table: table, executor: executor, logger: logger) { raw in
+        let pidFile = PidFile(stateDirectory: loader.stateDirectory, functionsDirectory: loader.functionsDirectory)
+        do { try pidFile.write() } catch { logger.error("`fnhost reload` will not find this host: \(error)") }
+        let report: @Sendable ([ReloadStateMachine.PluginStatus]) -> Void = { status in
+            pidFile.writeStatus(status.map { plugin in
+                let serving = plugin.serving.map { "generation \($0.number) serving" } ?? "not serving"
+                return "\(plugin.plugin): \(serving)" + (plugin.failure.map { "; its latest version failed: \($0)" } ?? "")
+            })
+        }
+        let reloader = PluginReloader(loader: loader, catalog: catalog, table: table, executor: executor, logger: logger,
+                                      report: report) { raw in
             var registry = raw
             for error in registry.applyOverrides(overrides) { logger.error("config: \(error)") }
             let queues = dispatcher.replaceRegistry(registry)
@@ -40,8 +49,6 @@ extension HostRuntime {
             logger.error("plugins are not reloaded on change (SIGHUP and `fnhost reload` still work): \(error)")
         }
         setHangupHandler { reloader.reloadRequested() }
-        let pidFile = PidFile(stateDirectory: loader.stateDirectory, functionsDirectory: loader.functionsDirectory)
-        do { try pidFile.write() } catch { logger.error("`fnhost reload` will not find this host: \(error)") }
         return Reloading(reloader: reloader, watcher: watcher, pidFile: pidFile)
     }
 }

@@ -41,9 +41,32 @@ struct PidFile {
         }
     }
 
-    /// Removes the file if it still names this process.
+    /// Removes the file (and the status file) if it still names this process.
     func remove() {
-        if read() == getpid() { unlink(path) }
+        if read() == getpid() {
+            unlink(path)
+            unlink(statusPath)
+        }
+    }
+
+    /// Where the host writes what it serves after each reload, for `fnhost list`.
+    var statusPath: String { String(path.dropLast(4)) + ".status" }
+
+    /// Writes the status lines (write, then rename).
+    func writeStatus(_ lines: [String]) {
+        let temp = "\(statusPath).\(getpid()).tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        let text = Array(lines.map { $0 + "\n" }.joined().utf8)
+        let ok = text.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == text.count
+        close(fd)
+        if !ok || rename(temp, statusPath) != 0 { unlink(temp) }
+    }
+
+    /// The status lines of the running host, if there is one.
+    func readStatus() -> (pid: pid_t, lines: [String])? {
+        guard case .success(let pid) = runningHost(), let text = ConfigFile.readText(statusPath) else { return nil }
+        return (pid, text.split(separator: "\n").map(String.init))
     }
 
     /// The pid recorded, if the file exists and holds one.
