@@ -81,3 +81,25 @@ import Testing
         #expect(host.broker.length(of: "added") == 1)
     }
 }
+
+@Suite struct DispatcherReloadRaceTests {
+    @Test func aDeliveryFetchedFromAQueueNoLongerConsumedGoesBackUnrun() throws {
+        let host = try TestHost(functions: ["work": "{}", "other": "{}"], concurrency: 1, handlers: ["work": succeed, "other": succeed])
+        host.outcomes.start()
+        defer { host.stop() }
+        // A fetch planned before the reload returns after it.
+        host.send(try taskMessage(id: "late", task: "work"))
+        let plan = FetchPlan(entries: [.init(queue: "work", limit: 1)], total: 1)
+        var other = TaskRegistry()
+        other.add(plugin: "libtest.so", functions: [RegisteredFunction(name: "other", kind: .task, options: TaskOptions(), plugin: "libtest.so")])
+        host.dispatcher.replaceRegistry(other)
+        let fetched = try host.broker.fetch(plan, timeout: 1)
+        #expect(fetched.count == 1)
+        host.dispatcher.received(fetched)
+        host.settle()
+        #expect(host.broker.length(of: "work") == 1)
+        #expect(host.broker.unackedCount == 0)
+        #expect(host.executor.started.isEmpty)
+        #expect(host.broker.waitForResult("late", timeout: 0.2) == nil)
+    }
+}

@@ -206,6 +206,12 @@ public final class Dispatcher: @unchecked Sendable {
                     settlements.append(Settlement(delivery: delivery, disposition: .requeue))
                     continue
                 }
+                // Fetched from a queue a hot reload stopped consuming while the fetch was under
+                // way: not ours to decide any more, so it goes back, unchanged.
+                if queueFunctions[delivery.queue] == nil {
+                    settlements.append(Settlement(delivery: delivery, disposition: .requeue))
+                    continue
+                }
                 if case .success(let m) = delivery.message, alreadySucceeded.contains(m.id) {
                     logger.info("task \(m.task)[\(m.id)] was redelivered but already succeeded: acknowledged without running it again")
                     settlements.append(Settlement(delivery: delivery, disposition: .ack))
