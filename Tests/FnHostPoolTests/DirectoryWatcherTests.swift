@@ -29,14 +29,37 @@ import Testing
         #expect(!seen.all.contains(".libnew.so.tmp"))
     }
 
+    @Test func aDirectorySwappedInAtThePathIsWatchedAgain() throws {
+        var template = Array("\(NSTemporaryDirectory())/fnhost-watch-XXXXXX".utf8CString)
+        let root = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) })
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let dir = "\(root)/functions"
+        mkdir(dir, 0o755)
+        let seen = Seen()
+        let watcher = try DirectoryWatcher(directory: dir) { seen.add($0) }
+        defer { watcher.stop() }
+        mkdir("\(root)/next", 0o755)
+        rename(dir, "\(root)/old")
+        rename("\(root)/next", dir)
+        #expect(eventually { seen.all.contains("") })
+        // Changes in the new directory are seen.
+        #expect(eventually {
+            try? Data("x".utf8).write(to: URL(fileURLWithPath: "\(dir)/libswapped.so"))
+            return seen.all.contains("libswapped.so")
+        })
+    }
+
     @Test func parsesInotifyEventRecords() {
-        func record(_ name: String, padded: Int) -> [UInt8] {
-            var bytes = [UInt8](repeating: 0, count: 12) + [UInt8(padded), 0, 0, 0]
+        func record(_ name: String, mask: UInt8, padded: Int) -> [UInt8] {
+            var bytes: [UInt8] = [1, 0, 0, 0, mask, 0, 0, 0, 0, 0, 0, 0, UInt8(padded), 0, 0, 0]
             bytes += Array(name.utf8) + [UInt8](repeating: 0, count: padded - name.utf8.count)
             return bytes
         }
-        let bytes = record("libmath.so", padded: 16) + record("", padded: 0) + record("a.fnhost.yml", padded: 32)
-        #expect(DirectoryWatcher.names(in: bytes[...]) == ["libmath.so", "", "a.fnhost.yml"])
+        let bytes = record("libmath.so", mask: 8, padded: 16) + record("", mask: 4, padded: 0) + record("a.fnhost.yml", mask: 0x80, padded: 32)
+        let events = DirectoryWatcher.events(in: bytes[...])
+        #expect(events.map(\.name) == ["libmath.so", "", "a.fnhost.yml"])
+        #expect(events.map(\.mask) == [8, 4, 0x80])
+        #expect(events.map(\.watch) == [1, 1, 1])
     }
 
     func eventually(timeout: Double = 10, _ condition: () -> Bool) -> Bool {
