@@ -14,6 +14,9 @@ public struct ResultMeta: Sendable {
     public var parentId: String?
     /// Epoch seconds of `date_done`; used only when the state is ready.
     public var dateDone: Double
+    /// Where the rpc:// backend sends the document: the task message's `reply_to` (not part of
+    /// the document itself; other backends ignore it).
+    public var replyTo: String?
 
     public init(status: TaskState, resultJSON: [UInt8], traceback: String? = nil, taskId: String,
                 groupId: String? = nil, parentId: String? = nil, dateDone: Double = CeleryTime.now()) {

@@ -45,6 +45,8 @@ final class HostRuntime: @unchecked Sendable {
         /// Acknowledge without running a redelivered message whose task already succeeded.
         var deduplicateSuccessfulTasks: Bool
         var pluginLogLevel: Int32
+        /// RabbitMQ-only settings: heartbeat, TLS, queue arguments.
+        var amqp = Transports.AMQPSettings()
         /// `--allow-untrusted-plugins`: skip the plugin trust checks (development only).
         var allowUntrustedPlugins = false
     }
@@ -65,14 +67,8 @@ final class HostRuntime: @unchecked Sendable {
 
     func run() throws -> Int32 {
         signal(SIGPIPE, SIG_IGN)
-        let brokerURL: RedisURL
-        let backendURL: RedisURL
-        do {
-            brokerURL = try RedisURL(settings.brokerURL)
-            backendURL = try RedisURL(settings.backendURL)
-        } catch {
-            throw FnHostError("\(error.description) (this version supports Redis brokers and backends: redis://host:port/db)")
-        }
+        let transports = try Transports.make(brokerURL: settings.brokerURL, backendURL: settings.backendURL,
+                                             resultExpires: settings.resultExpires, amqp: settings.amqp, logger: logger)
         signalSources = installSignalHandlers()
 
         let executable = WorkerProcess.currentExecutable()
@@ -90,8 +86,8 @@ final class HostRuntime: @unchecked Sendable {
         box.executor = executor
         for probe in catalog.probes { executor.adopt(probe) }
 
-        let broker = RedisBroker(url: brokerURL, logger: logger)
-        let backend = RedisResultBackend(url: backendURL, resultExpires: settings.resultExpires)
+        let broker = transports.broker
+        let backend = transports.backend
         let outcomes = OutcomeHandler(broker: broker, backend: backend, logger: logger)
         outcomes.start()
         let dispatcher = Dispatcher(
@@ -100,13 +96,17 @@ final class HostRuntime: @unchecked Sendable {
                                  sharedQueues: settings.sharedQueues),
             executor: executor, outcomes: outcomes, logger: logger)
 
+        if let amqp = transports.amqpBroker {
+            let limits = dispatcher.prefetchLimits
+            amqp.setPrefetch(perQueue: limits.perQueue, total: limits.total)
+        }
         var delay = 0.2
         while true {
             do {
                 try broker.declare(queues: dispatcher.queues)
                 break
             } catch {
-                logger.error("cannot reach the broker at \(brokerURL), retrying in \(delay)s: \(error)")
+                logger.error("cannot reach the broker at \(transports.brokerDescription), retrying in \(delay)s: \(error)")
                 if waitForSignal(timeout: delay) {
                     executor.shutdown(timeout: 5)
                     outcomes.stop()
@@ -120,18 +120,21 @@ final class HostRuntime: @unchecked Sendable {
         consumer.start()
         let reloading = startReloading(loader: loader, catalog: catalog, table: table, executor: executor, dispatcher: dispatcher,
                                        broker: broker, overrides: settings.taskOverrides)
-        startRestoreSweeps(broker: broker, dispatcher: dispatcher)
-        startDelayedMover(broker: broker)
+        if let redis = transports.redisBroker {
+            startRestoreSweeps(broker: redis, dispatcher: dispatcher)
+            startDelayedMover(broker: redis)
+        }
         let functions = registry.sorted.map(\.name)
-        logger.info("fnhost ready: \(settings.hostname), \(functions.count) functions [\(functions.joined(separator: ", "))], queues [\(dispatcher.queues.joined(separator: ", "))], concurrency \(settings.concurrency), pool \(settings.pool.rawValue), broker \(brokerURL), backend \(backendURL)")
+        logger.info("fnhost ready: \(settings.hostname), \(functions.count) functions [\(functions.joined(separator: ", "))], queues [\(dispatcher.queues.joined(separator: ", "))], concurrency \(settings.concurrency), pool \(settings.pool.rawValue), broker \(transports.brokerDescription), backend \(transports.backendDescription)")
         if !registry.failures.isEmpty {
             logger.warning("\(registry.failures.count) plugin(s) failed to load: \(registry.failures.map(\.plugin).joined(separator: ", "))")
         }
 
         _ = waitForSignal(timeout: nil)
         logger.info("warm shutdown: no new tasks; waiting up to \(settings.gracePeriod)s for \(dispatcher.runningCount) running task(s)")
-        consumer.stop()
+        // Drain first: from here no task starts, and a fetch still under way is given back.
         let unstarted = dispatcher.drain()
+        consumer.stop()
         for delivery in unstarted { outcomes.submit(Settlement(delivery: delivery, disposition: .requeue)) }
         if !unstarted.isEmpty { logger.info("gave \(unstarted.count) unstarted deliveries back to their queues") }
         reloading.stop()
