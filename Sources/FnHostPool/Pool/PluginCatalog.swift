@@ -7,10 +7,11 @@ import Logging
 import Glibc
 #endif
 
-/// Finds the plugins in the functions directory and learns what they register, without loading
-/// any of them in the host: each is copied to its private path and loaded by a probe worker
-/// process, which reports its registry (or why it failed) and is then kept as the first worker
-/// of that plugin's pool.
+/// Finds the plugins and manifests in the functions directory and learns what they register,
+/// without loading any of them in the host: each is checked for trust (`PluginTrust`), copied
+/// to its private path and loaded by a probe worker process, which reports its registry (or why
+/// it failed) and is then kept as the first worker of that plugin's pool. Reloads take the same
+/// steps (`PluginLoader`, `PluginReloader`).
 ///
 /// Plugins are probed in file-name order for conflicts: the first file to register a name keeps
 /// it and a later file registering it again is refused as a whole, with the reason.

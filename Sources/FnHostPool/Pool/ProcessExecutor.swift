@@ -23,6 +23,10 @@ import Glibc
 /// more work and is sent `.shutdown` (its plugin's `fnhost_plugin_fini` runs); it still counts
 /// against the cap until it has exited, and is killed if it has not within `retireTimeout`.
 ///
+/// Hot reload: a task runs only in a process of its plugin's serving generation (started from
+/// the spec `launch` gives now). `retireOutdated` stops giving work to the others; each exits
+/// once the tasks it holds have ended, so a reload never interrupts or repeats a task.
+///
 /// Threading: `execute` from any thread; process events arrive on each process's reader thread;
 /// with an idle timeout, a reaper thread reviews idle processes until `shutdown`.
 public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
