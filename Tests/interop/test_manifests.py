@@ -61,6 +61,7 @@ def host(serve, functions):
     return serve(functions, "-Q", "celery")
 
 
+@pytest.mark.all_brokers
 def test_libm_functions_are_tasks_for_a_celery_producer(host, celery_app):
     assert celery_app.send_task("libm.pow", args=[2, 10], queue="libm").get(timeout=RESULT_TIMEOUT) == 1024.0
     assert celery_app.send_task("libm.sqrt", args=[2], queue="libm").get(timeout=RESULT_TIMEOUT) == math.sqrt(2)
