@@ -91,10 +91,11 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
         }
     }
 
-    /// Takes over an already running, ready process (a plugin probe) as an idle worker.
+    /// Takes over an already running, ready process (a plugin probe) as an idle worker. One
+    /// that has exited meanwhile is not taken (its `.exited` came before it had a slot).
     public func adopt(_ process: WorkerProcess) {
         let keep = lock.withLock { () -> Bool in
-            guard !closed, slots.count < maxProcesses else { return false }
+            guard !closed, slots.count < maxProcesses, !process.hasExited else { return false }
             slots[process.pid] = Slot(process: process)
             return true
         }

@@ -150,6 +150,9 @@ public final class WorkerProcess: @unchecked Sendable {
         events(self, .exited(how: Self.describe(status), clean: fnhost_wifexited(status) != 0 && fnhost_wexitstatus(status) == 0))
     }
 
+    /// Whether the process has exited and been reaped (set before `.exited` is reported).
+    public var hasExited: Bool { exitLock.withLock { reaped } }
+
     /// Waits until the process has exited and been reaped, up to `timeout` seconds.
     @discardableResult
     public func waitForExit(timeout: Double) -> Bool {
