@@ -103,3 +103,36 @@ import Testing
         #expect(host.broker.waitForResult("late", timeout: 0.2) == nil)
     }
 }
+
+@Suite struct DispatcherReloadEtaTests {
+    @Test func aTaskWaitingForItsEtaWhoseFunctionWasRemovedGoesBackToItsQueueWhenDue() throws {
+        let host = try TestHost(functions: ["work": "{}", "other": "{}"], concurrency: 1, handlers: ["work": succeed, "other": succeed])
+        let eta = CeleryTime.isoformat(CeleryTime.now() + 0.5)
+        host.send(try taskMessage(id: "later", task: "work", ["eta": .string(eta)]))
+        host.start()
+        defer { host.stop() }
+        #expect(eventually { host.broker.unackedCount == 1 && host.broker.length(of: "work") == 0 })
+        var other = TaskRegistry()
+        other.add(plugin: "libtest.so", functions: [RegisteredFunction(name: "other", kind: .task, options: TaskOptions(), plugin: "libtest.so")])
+        host.dispatcher.replaceRegistry(other)
+        // Due: no function any more, so back to its queue, unrun, without a result.
+        #expect(eventually { host.broker.length(of: "work") == 1 && host.broker.unackedCount == 0 })
+        #expect(host.executor.started.isEmpty)
+        #expect(host.broker.waitForResult("later", timeout: 0.1) == nil)
+    }
+
+    @Test func aTaskWaitingForItsEtaRunsAsTheFunctionOfTheNewRegistry() throws {
+        let host = try TestHost(functions: ["work": "{}"], concurrency: 1, handlers: [
+            "work": { request in .success(resultJSON: Array("\"\(request.function.plugin)\"".utf8)) },
+        ])
+        let eta = CeleryTime.isoformat(CeleryTime.now() + 0.5)
+        host.send(try taskMessage(id: "later", task: "work", ["eta": .string(eta)]))
+        host.start()
+        defer { host.stop() }
+        #expect(eventually { host.broker.unackedCount == 1 && host.broker.length(of: "work") == 0 })
+        var next = TaskRegistry()
+        next.add(plugin: "libnew.so", functions: [RegisteredFunction(name: "work", kind: .task, options: TaskOptions(), plugin: "libnew.so")])
+        host.dispatcher.replaceRegistry(next)
+        #expect(host.broker.waitForResult("later", timeout: 10).map(resultValue) == .some("libnew.so"))
+    }
+}

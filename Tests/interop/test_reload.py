@@ -184,9 +184,10 @@ def test_fnhost_reload_without_a_running_host_fails_clearly(make_functions, fnho
     assert "no fnhost serve is running for this functions directory" in out.stderr
 
 
-def test_tasks_keep_flowing_through_ten_reloads_each_run_exactly_once(serve, functions, version_build, celery_app, redis_dbs, tmp_path):
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_tasks_keep_flowing_through_ten_reloads_each_run_exactly_once(serve, functions, version_build, celery_app, redis_dbs, tmp_path, pool):
     run_log = tmp_path / "runs.log"
-    host = serve(functions, "-c", "2", env={"FNHOST_TEST_RUN_LOG": str(run_log)})
+    host = serve(functions, "-c", "2", "-P", pool, env={"FNHOST_TEST_RUN_LOG": str(run_log)})
     sent = []
     stop = threading.Event()
 
