@@ -33,8 +33,6 @@ public final class PluginReloader: @unchecked Sendable {
     private var functions: [String: [RegisteredFunction]]
     private var stopped = false
     private var thread: pthread_t?
-    /// Completed reloads (for tests and logs).
-    private var completed = 0
 
     /// Starts from the first load (`catalog`: generation 1 of each loaded plugin). `install` is
     /// called with each new registry (the host applies its overrides and hands it to the
@@ -132,6 +130,7 @@ public final class PluginReloader: @unchecked Sendable {
 
     /// One reload: scan, probe what changed, assemble the registry, switch generations.
     private func reload() {
+        let began = monotonicNow()
         let files = loader.list()
         var found: [String: ReloadStateMachine.Found] = [:]
         for file in files {
@@ -218,7 +217,7 @@ public final class PluginReloader: @unchecked Sendable {
         functions = candidates
         executor.retireOutdated()
         install(registry)
-        lock.withLock { completed += 1 }
+        logger.info("reload: took \(Int((monotonicNow() - began) * 1000)) ms from the scan to serving")
     }
 
     private func reportAll(_ actions: [ReloadStateMachine.Action]) {
