@@ -54,7 +54,7 @@ let package = Package(
         // Plugin loading (in worker processes only), the ABI table, libffi calls, task options.
         .target(
             name: "FnHostPlugins",
-            dependencies: ["FnHostCore", "CeleryProtocol", "CFnHostABI", "CFFI", "COpenSSL"]
+            dependencies: ["FnHostCore", "CeleryProtocol", "CFnHostABI", "CFFI", "COpenSSL", .product(name: "Yams", package: "Yams")]
         ),
 
         // Worker processes: posix_spawn, IPC frames, supervision, the worker's own main loop.

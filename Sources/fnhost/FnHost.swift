@@ -10,7 +10,7 @@ struct FnHost: ParsableCommand {
             Drop compiled plugins (*.so) into the functions directory, run `fnhost serve`, and call them by \
             name from any Celery producer: app.send_task("math.add", args=[2, 3], queue="math.add").
             """,
-        subcommands: [Serve.self, List.self, Call.self, Routes.self, CFlags.self, DeadLetters.self, Worker.self],
+        subcommands: [Serve.self, List.self, Call.self, Routes.self, CFlags.self, DeadLetters.self, Reload.self, New.self, Worker.self],
         defaultSubcommand: nil
     )
 }

@@ -40,7 +40,7 @@ public final class Dispatcher: @unchecked Sendable {
 
     private enum Phase { case running, draining, abandoning }
 
-    private let registry: TaskRegistry
+    private var registry: TaskRegistry
     private let configuration: Configuration
     private let executor: any TaskExecutor
     private let outcomes: OutcomeHandler
@@ -61,7 +61,7 @@ public final class Dispatcher: @unchecked Sendable {
     private var rateWakeup: Double?
     private var queueOrder: [String]
     /// Every queue consumed, with the functions that consume it (`nil`: all of them).
-    private let queueFunctions: [String: Set<String>?]
+    private var queueFunctions: [String: Set<String>?]
     /// Function names in the order `pump` serves them (rotated for fairness).
     private var functionOrder: [String]
 
@@ -73,18 +73,8 @@ public final class Dispatcher: @unchecked Sendable {
         self.outcomes = outcomes
         self.logger = logger
         self.clock = clock
-        var queues: [String: Set<String>?] = [:]
-        for f in registry.functions.values {
-            if case .some(.some(var names)) = queues[f.queue] {
-                names.insert(f.name)
-                queues[f.queue] = .some(names)
-            } else if queues[f.queue] == nil {
-                queues[f.queue] = .some([f.name])
-            }
-        }
-        for q in configuration.sharedQueues { queues[q] = .some(nil) }
-        self.queueFunctions = queues
-        self.queueOrder = queues.keys.sorted()
+        self.queueFunctions = Self.queueFunctions(registry, sharedQueues: configuration.sharedQueues)
+        self.queueOrder = queueFunctions.keys.sorted()
         self.functionOrder = registry.functions.keys.sorted()
         let now = clock()
         for f in registry.functions.values {
@@ -94,13 +84,76 @@ public final class Dispatcher: @unchecked Sendable {
         }
     }
 
+    /// Every queue consumed, with the functions that consume it (`nil`: all of them).
+    private static func queueFunctions(_ registry: TaskRegistry, sharedQueues: [String]) -> [String: Set<String>?] {
+        var queues: [String: Set<String>?] = [:]
+        for f in registry.functions.values {
+            if case .some(.some(var names)) = queues[f.queue] {
+                names.insert(f.name)
+                queues[f.queue] = .some(names)
+            } else if queues[f.queue] == nil {
+                queues[f.queue] = .some([f.name])
+            }
+        }
+        for q in sharedQueues { queues[q] = .some(nil) }
+        return queues
+    }
+
     /// Every queue the host consumes.
-    public var queues: [String] { queueOrder.sorted() }
+    public var queues: [String] { lock.withLock { queueOrder.sorted() } }
+
+    /// The functions served now.
+    public var currentRegistry: TaskRegistry { lock.withLock { registry } }
+
+    // MARK: Hot reload
+
+    /// Serves `new` from now on (a hot reload): deliveries fetched from now on are decided by
+    /// it, and the consumer fetches from its queues. Deliveries already reserved and not yet
+    /// started run as the function of that name in `new` (its new generation, options and
+    /// plugin); those whose function is no longer served are given back to their queue, never
+    /// lost. Running tasks finish where they run. Returns the queues consumed now.
+    @discardableResult
+    public func replaceRegistry(_ new: TaskRegistry) -> [String] {
+        var giveBack: [Delivery] = []
+        let queues: [String] = lock.withLock {
+            registry = new
+            queueFunctions = Self.queueFunctions(new, sharedQueues: configuration.sharedQueues)
+            queueOrder = queueFunctions.keys.sorted()
+            functionOrder = new.functions.keys.sorted()
+            let now = clock()
+            var newBuckets: [String: TokenBucket] = [:]
+            for f in new.functions.values {
+                guard let text = f.options.rateLimit, let limit = RateLimit(parsing: text) else { continue }
+                newBuckets[f.name] = buckets[f.name].flatMap { $0.limit == limit ? $0 : nil } ?? TokenBucket(limit: limit, now: now)
+            }
+            buckets = newBuckets
+            for (name, queue) in reserved {
+                if let function = new[name] {
+                    reserved[name] = queue.map { TaskRequest(delivery: $0.delivery, message: $0.message, function: function) }
+                } else {
+                    giveBack.append(contentsOf: queue.map(\.delivery))
+                    held[name, default: 0] -= queue.count
+                    totalHeld -= queue.count
+                    reserved[name] = nil
+                }
+            }
+            lock.broadcast()
+            return queueOrder.sorted()
+        }
+        if !giveBack.isEmpty { logger.info("gave \(giveBack.count) deliveries of functions no longer served back to their queues") }
+        for delivery in giveBack { outcomes.submit(Settlement(delivery: delivery, disposition: .requeue)) }
+        pump()
+        return queues
+    }
 
     /// The most deliveries the host holds from each queue (its functions' concurrency x
     /// `worker_prefetch_multiplier`; a shared queue, the whole host's), and in all: the
     /// prefetch windows a push broker (RabbitMQ's `basic.qos`) is given.
     public var prefetchLimits: (perQueue: [String: Int], total: Int) {
+        lock.withLock { makePrefetchLimits() }
+    }
+
+    private func makePrefetchLimits() -> (perQueue: [String: Int], total: Int) {
         let total = configuration.concurrency * configuration.prefetchMultiplier
         var perQueue: [String: Int] = [:]
         for (queue, consumers) in queueFunctions {
@@ -170,6 +223,12 @@ public final class Dispatcher: @unchecked Sendable {
         lock.withLock {
             for delivery in deliveries {
                 if phase != .running {
+                    settlements.append(Settlement(delivery: delivery, disposition: .requeue))
+                    continue
+                }
+                // Fetched from a queue a hot reload stopped consuming while the fetch was under
+                // way: not ours to decide any more, so it goes back, unchanged.
+                if queueFunctions[delivery.queue] == nil {
                     settlements.append(Settlement(delivery: delivery, disposition: .requeue))
                     continue
                 }
@@ -272,7 +331,17 @@ public final class Dispatcher: @unchecked Sendable {
                 self.outcomes.submit(self.revoked(ready))
                 return
             }
-            self.lock.withLock { self.reserve(ready) }
+            // A hot reload may have changed or removed the function while it waited.
+            let reserved: Bool = self.lock.withLock {
+                guard let function = self.registry[ready.name] else { return false }
+                self.reserve(function == ready.function ? ready : TaskRequest(delivery: ready.delivery, message: ready.message, function: function))
+                return true
+            }
+            if !reserved {
+                self.logger.info("task \(ready.name)[\(ready.id)] is due but its function is no longer served: given back to its queue")
+                self.outcomes.submit(Settlement(delivery: ready.delivery, disposition: .requeue))
+                return
+            }
             self.pump()
         }
     }

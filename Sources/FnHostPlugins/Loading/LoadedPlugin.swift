@@ -38,8 +38,17 @@ public final class LoadedPlugin {
     private let fini: (@convention(c) () -> Void)?
 
     /// Loads the library at `path` (a private copy) and runs its `fnhost_plugin_init`.
+    /// A resolved manifest (`ResolvedManifest.suffix`) loads its library and looks up its symbols.
     public init(path: String, name: String) throws(LoadError) {
         self.name = name
+        if path.hasSuffix(ResolvedManifest.suffix) {
+            let manifest = try ResolvedManifest.load(path: path)
+            self.tasks = manifest.tasks
+            self.order = manifest.order
+            self.refusals = []
+            self.fini = nil
+            return
+        }
         guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "unknown error"
             throw LoadError(description: "cannot load the library: \(reason.replacingPath(path, with: name))")

@@ -18,6 +18,12 @@ public enum PrivateCopy {
     public static func make(of source: String, in directory: String) throws(Error) -> String {
         let bytes = try read(source)
         let name = source.split(separator: "/").last.map(String.init) ?? "plugin.so"
+        return try store(bytes, name: name, in: directory)
+    }
+
+    /// Writes `bytes` to `<directory>/<sha256>-<name>` (write, then rename) unless it exists, and
+    /// returns that path: the same content always gets the same path.
+    public static func store(_ bytes: [UInt8], name: String, in directory: String) throws(Error) -> String {
         let digest = sha256Hex(bytes)
         try makeDirectory(directory)
         let target = "\(directory)/\(digest)-\(name)"
@@ -42,7 +48,8 @@ public enum PrivateCopy {
         return target
     }
 
-    static func read(_ path: String) throws(Error) -> [UInt8] {
+    /// The whole content of `path`.
+    public static func read(_ path: String) throws(Error) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw Error(description: "cannot read \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }

@@ -7,10 +7,11 @@ import Logging
 import Glibc
 #endif
 
-/// Finds the plugins in the functions directory and learns what they register, without loading
-/// any of them in the host: each is copied to its private path and loaded by a probe worker
-/// process, which reports its registry (or why it failed) and is then kept as the first worker
-/// of that plugin's pool.
+/// Finds the plugins and manifests in the functions directory and learns what they register,
+/// without loading any of them in the host: each is checked for trust (`PluginTrust`), copied
+/// to its private path and loaded by a probe worker process, which reports its registry (or why
+/// it failed) and is then kept as the first worker of that plugin's pool. Reloads take the same
+/// steps (`PluginLoader`, `PluginReloader`).
 ///
 /// Plugins are probed in file-name order for conflicts: the first file to register a name keeps
 /// it and a later file registering it again is refused as a whole, with the reason.
@@ -22,103 +23,51 @@ public struct PluginCatalog: Sendable {
     /// Probe processes still running, ready to serve (by plugin file name).
     public var probes: [WorkerProcess]
 
-    /// Probes every `*.so` file of `functionsDirectory`. Probes of refused plugins exit.
-    public static func discover(functionsDirectory: String, stateDirectory: String, executable: String, logLevel: Int32,
-                                threads: Int = 1, logger: Logger, probeTimeout: Double = 20,
+    /// Probes every plugin (`*.so`) and manifest (`*.fnhost.yml`) of the loader's directory.
+    /// Probes of refused plugins exit.
+    public static func discover(_ loader: PluginLoader, logger: Logger,
                                 events: @escaping @Sendable (WorkerProcess, WorkerProcess.Event) -> Void = { _, _ in }) -> PluginCatalog {
+        if loader.trust.policy == .allowUntrusted {
+            logger.warning("--allow-untrusted-plugins: plugins and manifests are loaded whoever can write them; never use this outside development")
+        }
         var registry = TaskRegistry()
         var paths: [String: String] = [:]
-        let files = listPlugins(functionsDirectory)
-        if files.isEmpty { logger.warning("no plugins (*.so) in \(functionsDirectory)") }
-
-        final class Probe: @unchecked Sendable {
-            let name: String
-            var process: WorkerProcess?
-            var result: Result<[UInt8], PluginFailure>?
-            init(name: String) { self.name = name }
-        }
-        let lock = ConditionLock()
-        var probes: [Probe] = []
+        let files = loader.list()
+        if files.isEmpty { logger.warning("no plugins (*.so) or manifests (*.fnhost.yml) in \(loader.functionsDirectory)") }
+        var failures: [String: PluginFailure] = [:]
+        var items: [(plugin: String, path: String)] = []
         for file in files {
-            let probe = Probe(name: file)
-            probes.append(probe)
-            let copy: String
-            do {
-                copy = try PrivateCopy.make(of: functionsDirectory + "/" + file, in: stateDirectory + "/plugins")
-            } catch {
-                probe.result = .failure(PluginFailure(plugin: file, reason: error.description))
+            switch loader.prepare(file) {
+            case .success(let path):
+                paths[file] = path
+                items.append((file, path))
+            case .failure(let failure):
+                failures[file] = failure
+            }
+        }
+        let results = loader.probe(items, events: events)
+        var keep: [WorkerProcess] = []
+        for file in files {
+            if let failure = failures[file] {
+                registry.addFailure(failure)
                 continue
             }
-            paths[file] = copy
-            let spec = WorkerProcess.LaunchSpec(executable: executable, pluginPath: copy, pluginName: file, logLevel: logLevel, threads: threads)
-            do {
-                probe.process = try WorkerProcess.spawn(spec) { process, event in
-                    lock.withLock {
-                        switch event {
-                        case .ready(let json): if probe.result == nil { probe.result = .success(json) }
-                        case .loadFailed(let reason): if probe.result == nil { probe.result = .failure(PluginFailure(plugin: file, reason: reason)) }
-                        case .exited(let how, _):
-                            if probe.result == nil {
-                                probe.result = .failure(PluginFailure(plugin: file, reason: "the probe process died while loading it: \(how)"))
-                            }
-                        case .outcome: break
-                        }
-                        lock.broadcast()
-                    }
-                    events(process, event)
-                }
-            } catch {
-                probe.result = .failure(PluginFailure(plugin: file, reason: error.description))
-            }
-        }
-        let deadline = monotonicNow() + probeTimeout
-        lock.withLock {
-            while probes.contains(where: { $0.result == nil }) {
-                if !lock.wait(until: deadline) { break }
-            }
-        }
-        var keep: [WorkerProcess] = []
-        for probe in probes {
-            let result = lock.withLock { probe.result } ?? .failure(PluginFailure(plugin: probe.name, reason: "loading took longer than \(Int(probeTimeout))s"))
-            switch result {
-            case .failure(let failure):
+            switch results[file] {
+            case .failed(let failure)?:
                 registry.addFailure(failure)
-                probe.process?.kill()
-            case .success(let json):
-                switch parseRegistry(json, plugin: probe.name) {
-                case .failure(let failure):
-                    registry.addFailure(failure)
-                    probe.process?.shutdown()
-                case .success(let (functions, refusals)):
-                    for r in refusals { logger.error("\(r)") }
-                    if let failure = registry.add(plugin: probe.name, functions: functions) {
-                        _ = failure
-                        probe.process?.shutdown()
-                    } else if let p = probe.process {
-                        keep.append(p)
-                    }
+            case .loaded(let process, let functions, let refusals)?:
+                for r in refusals { logger.error("\(r)") }
+                if registry.add(plugin: file, functions: functions) != nil {
+                    process.shutdown()
+                } else {
+                    keep.append(process)
                 }
+            case nil:
+                break
             }
         }
         for failure in registry.failures { logger.error("plugin \(failure.plugin) failed to load: \(failure.reason)") }
         return PluginCatalog(registry: registry, privatePaths: paths, probes: keep)
-    }
-
-    /// `*.so` files of `directory`, sorted by name.
-    static func listPlugins(_ directory: String) -> [String] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            guard name.hasSuffix(".so"), !name.hasPrefix(".") else { continue }
-            var st = stat()
-            guard stat(directory + "/" + name, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            names.append(name)
-        }
-        return names.sorted()
     }
 
     /// Reads the registry a worker reported (`LoadedPlugin.registryJSON`).

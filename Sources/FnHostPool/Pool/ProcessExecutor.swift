@@ -23,6 +23,10 @@ import Glibc
 /// more work and is sent `.shutdown` (its plugin's `fnhost_plugin_fini` runs); it still counts
 /// against the cap until it has exited, and is killed if it has not within `retireTimeout`.
 ///
+/// Hot reload: a task runs only in a process of its plugin's serving generation (started from
+/// the spec `launch` gives now). `retireOutdated` stops giving work to the others; each exits
+/// once the tasks it holds have ended, so a reload never interrupts or repeats a task.
+///
 /// Threading: `execute` from any thread; process events arrive on each process's reader thread;
 /// with an idle timeout, a reaper thread reviews idle processes until `shutdown`.
 public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
@@ -49,6 +53,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
     }
 
     private let launch: @Sendable (String) -> WorkerProcess.LaunchSpec?
+    private let isCurrent: @Sendable (WorkerProcess) -> Bool
     private let logger: Logger
     private let recyclePolicy: RecyclePolicy
     private let idlePolicy: IdlePolicy
@@ -63,11 +68,17 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
     /// Tasks one process runs at once: 1 for prefork, more for the threads pool.
     public let tasksPerProcess: Int
 
-    /// `launch` gives the spec for a plugin file name (`nil`: the plugin is unknown).
+    /// `launch` gives the spec for a plugin file name (`nil`: the plugin is unknown); a task
+    /// runs only in a process started from the spec `launch` gives now (its generation).
+    /// `isCurrent` says whether a process still belongs to its plugin's serving generation:
+    /// one that does not gets no more work and exits once idle (`retireOutdated`, hot reload).
     /// `recycle` replaces a process after a task, `idle` shuts idle processes down, and a
     /// process told to exit for either reason is killed after `retireTimeout` seconds.
     public init(maxProcesses: Int, tasksPerProcess: Int = 1, recycle: RecyclePolicy = .never, idle: IdlePolicy = .never,
-                retireTimeout: Double = 10, logger: Logger, launch: @escaping @Sendable (String) -> WorkerProcess.LaunchSpec?) {
+                retireTimeout: Double = 10, logger: Logger,
+                isCurrent: @escaping @Sendable (WorkerProcess) -> Bool = { _ in true },
+                launch: @escaping @Sendable (String) -> WorkerProcess.LaunchSpec?) {
+        self.isCurrent = isCurrent
         self.maxProcesses = max(1, maxProcesses)
         self.tasksPerProcess = max(1, tasksPerProcess)
         self.recyclePolicy = recycle
@@ -80,10 +91,11 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
         }
     }
 
-    /// Takes over an already running, ready process (a plugin probe) as an idle worker.
+    /// Takes over an already running, ready process (a plugin probe) as an idle worker. One
+    /// that has exited meanwhile is not taken (its `.exited` came before it had a slot).
     public func adopt(_ process: WorkerProcess) {
         let keep = lock.withLock { () -> Bool in
-            guard !closed, slots.count < maxProcesses else { return false }
+            guard !closed, slots.count < maxProcesses, !process.hasExited else { return false }
             slots[process.pid] = Slot(process: process)
             return true
         }
@@ -113,8 +125,10 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
             while index < waiting.count {
                 let plugin = waiting[index].request.function.plugin
                 let id = waiting[index].request.id
-                if let pid = slots.first(where: {
-                    $0.value.process.plugin == plugin && !$0.value.stopping && $0.value.tasks.count < tasksPerProcess && $0.value.tasks[id] == nil
+                let spec = launch(plugin)
+                if let spec, let pid = slots.first(where: {
+                    $0.value.process.plugin == plugin && $0.value.process.pluginPath == spec.pluginPath && !$0.value.stopping
+                        && $0.value.tasks.count < tasksPerProcess && $0.value.tasks[id] == nil
                 })?.key {
                     let item = waiting.remove(at: index)
                     serial += 1
@@ -131,7 +145,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
                     index += 1
                     continue
                 }
-                guard let spec = launch(plugin) else {
+                guard let spec else {
                     failed.append((waiting.remove(at: index).completion, TaskException(type: "RuntimeError", module: "builtins", message: "unknown plugin \(plugin)")))
                     continue
                 }
@@ -186,6 +200,8 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
         case .ready:
             return
         case .loadFailed(let reason):
+            // A probe not (yet) adopted: the loader that started it reports why.
+            guard lock.withLock({ slots[process.pid] != nil }) else { return }
             logger.error("plugin \(process.plugin) failed to load in worker process \(process.pid): \(reason)")
             let tasks = lock.withLock { () -> [RunningTask] in
                 let tasks = slots[process.pid].map { Array($0.tasks.values) } ?? []
@@ -207,7 +223,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
                 slot.tasksRun += 1
                 if slot.tasks.isEmpty { slot.idleSince = monotonicNow() }
                 let reason = closed || slot.stopping ? nil : recyclePolicy.shouldRecycle(tasksRun: slot.tasksRun, rssKB: rss)
-                if reason != nil { slot.stopping = true }
+                if reason != nil || !isCurrent(process) { slot.stopping = true }
                 let retireNow = slot.stopping && slot.tasks.isEmpty && !slot.retired && !closed && slot.timeLimitHit == nil
                 if retireNow { slot.retired = true }
                 slots[process.pid] = slot
@@ -232,7 +248,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
                         task.completion(.workerLost(how: how))
                     }
                 }
-            } else if !clean && !(slot?.stopping ?? false) {
+            } else if let slot, !clean && !slot.stopping {
                 logger.warning("idle worker process \(process.pid) (\(process.plugin)) exited: \(how)")
             }
             lock.withLock { lock.broadcast() }
@@ -316,4 +332,31 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
 
     /// Processes alive now, by plugin (for `stats` and tests).
     public var processCount: Int { lock.withLock { slots.count } }
+
+    /// Processes alive now that loaded `plugin` from `path` (one generation of it).
+    public func processCount(plugin: String, path: String) -> Int {
+        lock.withLock { slots.values.filter { $0.process.plugin == plugin && $0.process.pluginPath == path }.count }
+    }
+
+    /// Hot reload: every process no longer `isCurrent` gets no more work; the idle ones are
+    /// told to exit now, the busy ones once their running tasks have ended (never in the
+    /// middle of one). Waiting tasks are placed again, on the current generation.
+    public func retireOutdated() {
+        let idle: [WorkerProcess] = lock.withLock {
+            var now: [WorkerProcess] = []
+            for (pid, slot) in slots where !slot.stopping && !isCurrent(slot.process) {
+                slots[pid]!.stopping = true
+                if slot.tasks.isEmpty && !slot.retired && slot.timeLimitHit == nil {
+                    slots[pid]!.retired = true
+                    now.append(slot.process)
+                }
+            }
+            return now
+        }
+        for process in idle {
+            logger.info("retiring worker process \(process.pid) (\(process.plugin)): a newer generation serves it")
+            retire(process)
+        }
+        assign()
+    }
 }

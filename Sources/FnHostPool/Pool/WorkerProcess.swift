@@ -51,14 +51,17 @@ public final class WorkerProcess: @unchecked Sendable {
 
     public let pid: pid_t
     public let plugin: String
+    /// The private copy it loaded: which version (generation) of the plugin it runs.
+    public let pluginPath: String
     private let channel: FrameChannel
     private let writeLock = ConditionLock()
     private let exitLock = ConditionLock()
     private var reaped = false
 
-    private init(pid: pid_t, plugin: String, channel: FrameChannel) {
+    private init(pid: pid_t, plugin: String, pluginPath: String, channel: FrameChannel) {
         self.pid = pid
         self.plugin = plugin
+        self.pluginPath = pluginPath
         self.channel = channel
     }
 
@@ -107,7 +110,7 @@ public final class WorkerProcess: @unchecked Sendable {
             close(fds[0])
             throw SpawnError(description: "posix_spawn \(spec.executable) failed: \(String(cString: strerror(rc)))")
         }
-        let process = WorkerProcess(pid: pid, plugin: spec.pluginName, channel: FrameChannel(fd: fds[0]))
+        let process = WorkerProcess(pid: pid, plugin: spec.pluginName, pluginPath: spec.pluginPath, channel: FrameChannel(fd: fds[0]))
         startThread(name: "fnhost-w\(pid)") { process.readLoop(events) }
         return process
     }
@@ -146,6 +149,9 @@ public final class WorkerProcess: @unchecked Sendable {
         }
         events(self, .exited(how: Self.describe(status), clean: fnhost_wifexited(status) != 0 && fnhost_wexitstatus(status) == 0))
     }
+
+    /// Whether the process has exited and been reaped (set before `.exited` is reported).
+    public var hasExited: Bool { exitLock.withLock { reaped } }
 
     /// Waits until the process has exited and been reaped, up to `timeout` seconds.
     @discardableResult

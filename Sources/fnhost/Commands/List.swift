@@ -30,6 +30,14 @@ struct List: ParsableCommand {
         for failure in session.registry.failures {
             print("failed: \(failure.plugin): \(failure.reason)")
         }
+        // What the running `fnhost serve` of this directory serves (it may differ: a plugin
+        // whose new version failed keeps its previous generation serving there).
+        let file = try plugins.loadConfigFile()
+        let pidFile = PidFile(stateDirectory: plugins.resolvedStateDirectory, functionsDirectory: try plugins.functionsDirectory(file))
+        if let (pid, lines) = pidFile.readStatus() {
+            print("host: fnhost serve (pid \(pid)) serves this directory")
+            for line in lines { print("host: \(line)") }
+        }
     }
 }
 

@@ -13,9 +13,7 @@ struct PluginSession {
     init(_ options: PluginOptions, events: @escaping @Sendable (WorkerProcess, WorkerProcess.Event) -> Void = { _, _ in }) throws {
         let file = try options.loadConfigFile()
         logger = LogSetup.bootstrap(try options.logLevel)
-        catalog = PluginCatalog.discover(
-            functionsDirectory: try options.functionsDirectory(file), stateDirectory: options.resolvedStateDirectory,
-            executable: WorkerProcess.currentExecutable(), logLevel: options.pythonLogLevel, logger: logger, events: events)
+        catalog = PluginCatalog.discover(try options.loader(file), logger: logger, events: events)
         var registry = catalog.registry
         for error in registry.applyOverrides(file.tasks) { logger.error("config: \(error)") }
         self.registry = registry

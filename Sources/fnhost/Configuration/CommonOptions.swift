@@ -1,5 +1,7 @@
 import ArgumentParser
 import FnHostCore
+import FnHostPlugins
+import FnHostPool
 import Logging
 
 #if canImport(Glibc)
@@ -19,6 +21,16 @@ struct PluginOptions: ParsableArguments {
 
     @Option(name: [.customShort("l"), .long], help: "Log level: debug, info, warning, error, critical.")
     var loglevel: String = "info"
+
+    @Flag(name: .customLong("allow-untrusted-plugins"), help: "Load plugins and manifests that other users can write, or that another user owns (development only: anyone who can write them runs code as you).")
+    var allowUntrustedPlugins = false
+
+    /// How plugins of the functions directory are found, checked, copied and probed.
+    func loader(_ file: ConfigFile, threads: Int = 1) throws -> PluginLoader {
+        PluginLoader(functionsDirectory: try functionsDirectory(file), stateDirectory: resolvedStateDirectory,
+                     executable: WorkerProcess.currentExecutable(), logLevel: pythonLogLevel, threads: threads,
+                     trust: PluginTrust(policy: allowUntrustedPlugins ? .allowUntrusted : .enforce))
+    }
 
     /// The config file, if one is named or `./fnhost.yml` exists.
     func loadConfigFile() throws -> ConfigFile {

@@ -2,6 +2,7 @@ import ArgumentParser
 import CeleryProtocol
 import Dispatch
 import FnHostCore
+import FnHostPlugins
 import FnHostPool
 import FnHostRedis
 import Logging
@@ -46,14 +47,18 @@ final class HostRuntime: @unchecked Sendable {
         var pluginLogLevel: Int32
         /// RabbitMQ-only settings: heartbeat, TLS, queue arguments.
         var amqp = Transports.AMQPSettings()
+        /// `--allow-untrusted-plugins`: skip the plugin trust checks (development only).
+        var allowUntrustedPlugins = false
     }
 
     private let settings: Settings
-    private let logger: Logger
+    let logger: Logger
     private let signals = ConditionLock()
     private var signalCount = 0
     /// Kept for the life of the runtime: a released source stops delivering signals.
     private var signalSources: [DispatchSourceSignal] = []
+    /// What SIGHUP does (reload the plugins), once set.
+    private var hangup: (@Sendable () -> Void)?
 
     init(settings: Settings, logger: Logger) {
         self.settings = settings
@@ -69,18 +74,15 @@ final class HostRuntime: @unchecked Sendable {
         let executable = WorkerProcess.currentExecutable()
         let box = ExecutorBox()
         let threads = settings.pool == .threads ? settings.concurrency : 1
-        let catalog = PluginCatalog.discover(
-            functionsDirectory: settings.functionsDirectory, stateDirectory: settings.stateDirectory, executable: executable,
-            logLevel: settings.pluginLogLevel, threads: threads, logger: logger,
-            events: { process, event in box.executor?.events(process, event) })
+        let loader = PluginLoader(functionsDirectory: settings.functionsDirectory, stateDirectory: settings.stateDirectory,
+                                  executable: executable, logLevel: settings.pluginLogLevel, threads: threads,
+                                  trust: PluginTrust(policy: settings.allowUntrustedPlugins ? .allowUntrusted : .enforce))
+        let catalog = PluginCatalog.discover(loader, logger: logger, events: { process, event in box.executor?.events(process, event) })
         var registry = catalog.registry
         for error in registry.applyOverrides(settings.taskOverrides) { logger.error("config: \(error)") }
-        let paths = catalog.privatePaths
-        let level = settings.pluginLogLevel
+        let table = GenerationTable(loader: loader, serving: catalog.privatePaths.filter { path in catalog.registry.functions.values.contains { $0.plugin == path.key } })
         let executor = ProcessExecutor(maxProcesses: settings.concurrency, tasksPerProcess: threads, recycle: settings.recycle,
-                                       idle: settings.idle, logger: logger) { plugin in
-            paths[plugin].map { WorkerProcess.LaunchSpec(executable: executable, pluginPath: $0, pluginName: plugin, logLevel: level, threads: threads) }
-        }
+                                       idle: settings.idle, logger: logger, isCurrent: { table.isCurrent($0) }) { plugin in table.spec(for: plugin) }
         box.executor = executor
         for probe in catalog.probes { executor.adopt(probe) }
 
@@ -116,6 +118,8 @@ final class HostRuntime: @unchecked Sendable {
         let consumer = Consumer(broker: broker, dispatcher: dispatcher, logger: logger,
                                 deduplicateWith: settings.deduplicateSuccessfulTasks ? backend : nil)
         consumer.start()
+        let reloading = startReloading(loader: loader, catalog: catalog, table: table, executor: executor, dispatcher: dispatcher,
+                                       broker: broker, overrides: settings.taskOverrides)
         if let redis = transports.redisBroker {
             startRestoreSweeps(broker: redis, dispatcher: dispatcher)
             startDelayedMover(broker: redis)
@@ -128,10 +132,12 @@ final class HostRuntime: @unchecked Sendable {
 
         _ = waitForSignal(timeout: nil)
         logger.info("warm shutdown: no new tasks; waiting up to \(settings.gracePeriod)s for \(dispatcher.runningCount) running task(s)")
-        consumer.stop()
+        // Drain first: from here no task starts, and a fetch still under way is given back.
         let unstarted = dispatcher.drain()
+        consumer.stop()
         for delivery in unstarted { outcomes.submit(Settlement(delivery: delivery, disposition: .requeue)) }
         if !unstarted.isEmpty { logger.info("gave \(unstarted.count) unstarted deliveries back to their queues") }
+        reloading.stop()
 
         let deadline = monotonicNow() + settings.gracePeriod
         var idle = false
@@ -189,7 +195,11 @@ final class HostRuntime: @unchecked Sendable {
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let queue = DispatchQueue(label: "fnhost.signals")
-        return [SIGTERM, SIGINT].map { sig in
+        signal(SIGHUP, SIG_IGN)
+        let hangupSource = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
+        hangupSource.setEventHandler { [self] in signals.withLock { hangup }?() }
+        hangupSource.resume()
+        return [hangupSource] + [SIGTERM, SIGINT].map { sig in
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
             source.setEventHandler { [self] in
                 signals.withLock {
@@ -200,6 +210,11 @@ final class HostRuntime: @unchecked Sendable {
             source.resume()
             return source
         }
+    }
+
+    /// Sets what SIGHUP does.
+    func setHangupHandler(_ handler: @escaping @Sendable () -> Void) {
+        signals.withLock { hangup = handler }
     }
 
     /// Waits for a shutdown signal; true when one arrived.
