@@ -44,6 +44,7 @@ public final class Dispatcher: @unchecked Sendable {
     private let configuration: Configuration
     private let executor: any TaskExecutor
     private let outcomes: OutcomeHandler
+    private let canvas: Canvas?
     private let logger: Logger
     private let clock: @Sendable () -> Double
     private let lock = ConditionLock()
@@ -66,7 +67,9 @@ public final class Dispatcher: @unchecked Sendable {
     private var functionOrder: [String]
 
     public init(registry: TaskRegistry, configuration: Configuration, executor: any TaskExecutor,
-                outcomes: OutcomeHandler, logger: Logger, clock: @escaping @Sendable () -> Double = CeleryTime.now) {
+                outcomes: OutcomeHandler, logger: Logger, clock: @escaping @Sendable () -> Double = CeleryTime.now,
+                canvas: Canvas? = nil) {
+        self.canvas = canvas
         self.registry = registry
         self.configuration = configuration
         self.executor = executor
@@ -339,7 +342,9 @@ public final class Dispatcher: @unchecked Sendable {
             if request.function.options.acksLate { outcomes.submit(Settlement(delivery: request.delivery, disposition: .requeue)) }
             return
         }
-        outcomes.submit(Settlement.of(request, outcome: outcome, now: clock()))
+        var settlement = Settlement.of(request, outcome: outcome, now: clock())
+        canvas?.continue(&settlement, request: request)
+        outcomes.submit(settlement)
         pump()
     }
 

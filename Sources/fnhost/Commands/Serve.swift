@@ -91,7 +91,8 @@ struct Serve: ParsableCommand {
             idle: IdlePolicy(idleTimeout: idleTimeout, minProcesses: min(scale?.min ?? 0, c)),
             pool: poolKind,
             deduplicateSuccessfulTasks: file.deduplicateSuccessfulTasks,
-            pluginLogLevel: plugins.pythonLogLevel)
+            pluginLogLevel: plugins.pythonLogLevel,
+            taskRoutes: file.taskRoutes)
         let logger = LogSetup.bootstrap(try plugins.logLevel)
         for key in file.ignored { logger.warning("config: \(key) is not supported yet and is ignored") }
         if let metricsPort { logger.warning("--metrics-port \(metricsPort): the metrics endpoint is not part of this version yet; nothing listens there") }

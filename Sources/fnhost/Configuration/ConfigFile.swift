@@ -40,6 +40,8 @@ struct ConfigFile {
     /// Kilobytes of resident memory after which a worker process is replaced (0: no limit).
     var maxMemoryPerChild: Int?
     var tasks: [String: JSONObject] = [:]
+    /// `task_routes`: task name or glob pattern -> queue (exact names win; patterns are tried by name order).
+    var taskRoutes: [(pattern: String, queue: String)] = []
     /// Settings recognized but not implemented yet in this version (warned about, ignored).
     var ignored: [String] = []
 
@@ -48,7 +50,7 @@ struct ConfigFile {
     }
 
     static let plannedKeys: Set<String> = [
-        "task_routes", "broker_use_ssl", "broker_heartbeat", "task_acks_late",
+        "broker_use_ssl", "broker_heartbeat", "task_acks_late",
     ]
 
     /// Loads and validates `path`; every error names the file, and the line where YAML knows it.
@@ -111,6 +113,14 @@ struct ConfigFile {
                     }
                     guard let seconds = option.doubleValue, seconds > 0 else { throw fail("broker_transport_options.visibility_timeout", "must be a positive number of seconds") }
                     config.visibilityTimeout = seconds
+                }
+            case "task_routes":
+                guard case .object(let routes) = value else { throw fail(key, "must map task names (or glob patterns) to a queue name or {queue: name}") }
+                for (name, route) in routes.entries {
+                    guard let queue = route.stringValue ?? route["queue"]?.stringValue, !queue.isEmpty else {
+                        throw fail("task_routes.\(name)", "must be a queue name or {queue: name}")
+                    }
+                    config.taskRoutes.append((name, queue))
                 }
             case "tasks":
                 guard case .object(let tasks) = value else { throw fail(key, "must map task names to their options") }

@@ -44,6 +44,9 @@ final class HostRuntime: @unchecked Sendable {
         /// Acknowledge without running a redelivered message whose task already succeeded.
         var deduplicateSuccessfulTasks: Bool
         var pluginLogLevel: Int32
+        /// `task_routes`: where follow-up messages (chain steps, callbacks, chord bodies) of
+        /// tasks this host does not serve go, before the default queue `celery`.
+        var taskRoutes: [(pattern: String, queue: String)] = []
     }
 
     private let settings: Settings
@@ -90,13 +93,14 @@ final class HostRuntime: @unchecked Sendable {
 
         let broker = RedisBroker(url: brokerURL, logger: logger)
         let backend = RedisResultBackend(url: backendURL, resultExpires: settings.resultExpires)
-        let outcomes = OutcomeHandler(broker: broker, backend: backend, logger: logger)
+        let canvas = Canvas(router: TaskRouter(registry: registry, routes: settings.taskRoutes), origin: settings.hostname, supportsChords: true)
+        let outcomes = OutcomeHandler(broker: broker, backend: backend, logger: logger, canvas: canvas)
         outcomes.start()
         let dispatcher = Dispatcher(
             registry: registry,
             configuration: .init(concurrency: settings.concurrency, prefetchMultiplier: settings.prefetchMultiplier,
                                  sharedQueues: settings.sharedQueues),
-            executor: executor, outcomes: outcomes, logger: logger)
+            executor: executor, outcomes: outcomes, logger: logger, canvas: canvas)
 
         var delay = 0.2
         while true {
