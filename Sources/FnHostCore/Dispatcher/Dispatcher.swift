@@ -149,7 +149,8 @@ public final class Dispatcher: @unchecked Sendable {
     /// scheduled for its ETA, or reserved to run. Once shutdown has begun, deliveries are given back.
     ///
     /// A delivery whose task id is in `alreadySucceeded` (a redelivery of a task whose SUCCESS
-    /// is stored) is acknowledged without running again.
+    /// is stored) is acknowledged without running again, unless it belongs to a group (a chord
+    /// part is counted after the result is stored, so it must be counted again).
     public func received(_ deliveries: [Delivery], alreadySucceeded: Set<String> = []) {
         var settlements: [Settlement] = []
         var scheduleLater: [(TaskRequest, Double)] = []
@@ -160,7 +161,9 @@ public final class Dispatcher: @unchecked Sendable {
                     settlements.append(Settlement(delivery: delivery, disposition: .requeue))
                     continue
                 }
-                if case .success(let m) = delivery.message, alreadySucceeded.contains(m.id) {
+                // A group member runs again: its chord part may not have been counted before the
+                // host that stored its SUCCESS died, and counting is idempotent.
+                if case .success(let m) = delivery.message, alreadySucceeded.contains(m.id), m.group == nil {
                     logger.info("task \(m.task)[\(m.id)] was redelivered but already succeeded: acknowledged without running it again")
                     settlements.append(Settlement(delivery: delivery, disposition: .ack))
                     continue

@@ -93,7 +93,8 @@ final class HostRuntime: @unchecked Sendable {
 
         let broker = RedisBroker(url: brokerURL, logger: logger)
         let backend = RedisResultBackend(url: backendURL, resultExpires: settings.resultExpires)
-        let canvas = Canvas(router: TaskRouter(registry: registry, routes: settings.taskRoutes), origin: settings.hostname, supportsChords: true)
+        let canvas = Canvas(router: TaskRouter(registry: registry, routes: settings.taskRoutes), origin: settings.hostname,
+                            supportsChords: (backend as any ResultBackend) is any ChordBackend)
         let outcomes = OutcomeHandler(broker: broker, backend: backend, logger: logger, canvas: canvas)
         outcomes.start()
         let dispatcher = Dispatcher(
