@@ -166,3 +166,25 @@ def test_two_hosts_finishing_one_chord_apply_the_body_exactly_once(serve, make_f
     # The one body message, moved to its function's queue, sums every part.
     redis_dbs.broker.lmove("interop.bodies", "math.xsum", "RIGHT", "LEFT")
     assert result.get(timeout=RESULT_TIMEOUT) == sum(i + 1 for i in range(n))
+
+
+def test_steps_of_tasks_the_host_does_not_serve_follow_task_routes_then_celery(serve, make_functions, app, redis_dbs, tmp_path):
+    config = tmp_path / "fnhost.yml"
+    config.write_text('task_routes:\n  "reports.*": { queue: reports }\n  audit.log: audit\n')
+    serve(make_functions(), "--config", config)
+    for step, queue in (("reports.build", "reports"), ("audit.log", "audit"), ("python.only", "celery")):
+        result = chain(sig(app, "math.add", 1, 2), sig(app, step, "x")).apply_async()
+        assert result.parent.get(timeout=RESULT_TIMEOUT) == 3
+        raw = wait_until(lambda: redis_dbs.broker.lrange(queue, 0, -1), RESULT_TIMEOUT, f"the {step} step in {queue}")
+        (envelope,) = [json.loads(m) for m in raw]
+        assert envelope["headers"]["id"] == result.id and envelope["headers"]["parent_id"] == result.parent.id
+        assert envelope["properties"]["delivery_info"] == {"exchange": "", "routing_key": queue}
+        redis_dbs.broker.delete(queue)
+
+
+def test_a_bad_task_routes_entry_is_refused_with_its_name(fnhost_cli, make_functions, tmp_path):
+    config = tmp_path / "fnhost.yml"
+    config.write_text("task_routes:\n  reports.build: [1, 2]\n")
+    out = fnhost_cli("serve", "--functions", make_functions(), "--config", config, "--broker", "redis://127.0.0.1:1/0", timeout=30)
+    assert out.returncode != 0
+    assert "task_routes.reports.build" in out.stderr and "queue name" in out.stderr
