@@ -191,6 +191,16 @@ final class SequentialIds: @unchecked Sendable {
         #expect(s.results.map(\.taskId).contains("body-1"))
     }
 
+    @Test func aChordPartOnABackendWithoutChordsFailsTheBodyInsteadOfHanging() throws {
+        let bodySignature = step("math.xsum", [], id: "body-1", options: ["group_id": "g-1"])
+        let s = settle(try request(CanvasEmbed(chord: bodySignature), headers: ["group": "g-1", "group_index": 0]),
+                       .success(resultJSON: Array("7".utf8)), canvas: canvas(chords: false))
+        #expect(s.chordParts.isEmpty)
+        #expect(s.results.map(\.taskId) == ["t-1", "body-1"])
+        #expect(s.results[0].status == .success && s.results[1].status == .failure)
+        #expect(try JSONParser.parse(s.results[1].resultJSON)["exc_type"] == "NotImplementedError")
+    }
+
     @Test func aMalformedEmbedFailsASuccessfulTaskWithDecodeError() throws {
         let message = try taskMessage(id: "t-9", task: "math.add")
         var bad = message

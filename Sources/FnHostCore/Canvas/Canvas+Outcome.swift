@@ -54,6 +54,7 @@ extension Canvas {
         out.chordSizes = applied.chordSizes
         out.children = applied.children
         if let part = chordPart(message, embed: embed, state: .success, result: retval) { out.chordParts.append(part) }
+        out.results += chordRefused(message, embed: embed)
         return out
     }
 
@@ -63,6 +64,7 @@ extension Canvas {
     public func failed(_ message: TaskMessage, embed: CanvasEmbed, exception: TaskException, traceback: String?, storeResults: Bool) -> Continuation {
         var out = Continuation()
         if let part = chordPart(message, embed: embed, state: .failure, result: exception.json) { out.chordParts.append(part) }
+        out.results += chordRefused(message, embed: embed)
         failChain(embed.chain ?? [], exception: exception, traceback: traceback, storeResults: storeResults, rootId: message.rootId ?? message.id, into: &out)
         out.publishAfterStore = errbacks(embed.errbacks, failedTaskId: message.id, rootId: message.rootId ?? message.id)
         return out
@@ -97,7 +99,7 @@ extension Canvas {
 
     /// The chord part of a header member: it has a `group` header and a chord body in its embed.
     func chordPart(_ message: TaskMessage, embed: CanvasEmbed, state: TaskState, result: JSON) -> ChordPart? {
-        guard let body = embed.chord, let gid = message.group else { return nil }
+        guard supportsChords, let body = embed.chord, let gid = message.group else { return nil }
         return ChordPart(groupId: gid, taskId: message.id, groupIndex: message.groupIndex, state: state, result: result,
                          body: body, rootId: message.rootId ?? message.id)
     }
@@ -135,6 +137,15 @@ extension Canvas {
             return fail(TaskException(type: "ChordError", module: "celery.exceptions", message: "Callback error: \(error.exception.description)"))
         }
         return out
+    }
+
+    /// A chord member reaching a host whose backend cannot count chords: the body can never be
+    /// applied, so it fails with `NotImplementedError` instead of leaving `.get()` waiting.
+    func chordRefused(_ message: TaskMessage, embed: CanvasEmbed) -> [ResultMeta] {
+        guard !supportsChords, let body = embed.chord, message.group != nil, let bodyId = body.taskId else { return [] }
+        let exception = TaskException(type: "NotImplementedError", module: "builtins",
+                                      message: "chord \(message.group!) cannot be joined: this host's result backend does not support chords (use Redis)")
+        return [.exception(exception, taskId: bodyId, groupId: message.group)]
     }
 
     /// A plain group of `members` (fresh id when applied).

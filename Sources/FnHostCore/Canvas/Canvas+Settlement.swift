@@ -25,6 +25,7 @@ extension Canvas {
             do {
                 let next = try succeeded(message, embed: embed, resultJSON: resultJSON)
                 settlement.publish += next.publish
+                settlement.results += next.results
                 settlement.chordSizes += next.chordSizes
                 settlement.chordParts += next.chordParts
                 if !next.children.isEmpty, let i = settlement.results.firstIndex(where: { $0.taskId == message.id && $0.status == .success }) {
