@@ -188,3 +188,73 @@ def test_a_bad_task_routes_entry_is_refused_with_its_name(fnhost_cli, make_funct
     out = fnhost_cli("serve", "--functions", make_functions(), "--config", config, "--broker", "redis://127.0.0.1:1/0", timeout=30)
     assert out.returncode != 0
     assert "task_routes.reports.build" in out.stderr and "queue name" in out.stderr
+
+
+PYTHON_WORKER = '''
+import os
+from celery import Celery
+
+app = Celery("pyworker", broker=os.environ["PYWORKER_BROKER"], backend=os.environ["PYWORKER_BACKEND"])
+app.conf.task_routes = {"math.xsum": {"queue": "math.xsum"}, "math.add": {"queue": "math.add"}}
+
+
+@app.task(name="py.add")
+def add(a, b):
+    return a + b
+'''
+
+
+@pytest.fixture
+def python_worker(tmp_path, redis_dbs):
+    """Starts a real Celery 5.7 worker serving `py.add` on queue py.add, on the test's databases
+    (python_worker(); its log is pyworker.log in the test's directory). Stopped by its PID."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    procs = []
+
+    def start():
+        (tmp_path / "pyworker.py").write_text(PYTHON_WORKER)
+        env = dict(os.environ, PYTHONPATH=str(tmp_path), PYWORKER_BROKER=redis_dbs.broker_url, PYWORKER_BACKEND=redis_dbs.backend_url)
+        celery = os.path.join(os.path.dirname(sys.executable), "celery")
+        procs.append(subprocess.Popen(
+            [celery, "-A", "pyworker", "worker", "-Q", "py.add", "-c", "1", "-P", "solo", "-n", "py@interop",
+             "--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "info"],
+            cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "pyworker.log", "wb")))
+        return tmp_path / "pyworker.log"
+
+    yield start
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("last", ["python", "fnhost"])
+def test_a_chord_shared_with_a_python_worker_joins_on_celery_5_7_keys(last, serve, make_functions, app, python_worker, redis_dbs):
+    # Header parts alternate between fnhost (math.add) and a real Celery worker (py.add), both
+    # counting in the same .s/.j/.d keys. The side started second finishes the chord, so each
+    # side's claim-and-apply is exercised: the body runs once, with every result in order.
+    app.conf.task_routes = {**app.conf.task_routes, "py.add": {"queue": "py.add"}}
+    n = 6
+    header = [sig(app, "math.add" if i % 2 == 0 else "py.add", i, i) for i in range(n)]
+    result = chord(header)(sig(app, "math.xsum"))
+    parts = result.parent.results
+    fnhost_parts, python_parts = parts[0::2], parts[1::2]
+    first, first_parts, second = ((lambda: serve(make_functions(), "-c", "2")), fnhost_parts, python_worker) \
+        if last == "python" else (python_worker, python_parts, (lambda: serve(make_functions(), "-c", "2")))
+    first()
+    wait_until(lambda: all(p.state == "SUCCESS" for p in first_parts), 60, f"the parts run before the {last} side starts")
+    assert not redis_dbs.backend.exists(f"celery-taskset-meta-{result.parent.id}.c"), "the chord completed early"
+    second()
+    assert result.get(timeout=60) == sum(2 * i for i in range(n))
+    gid = result.parent.id
+    wait_until(lambda: redis_dbs.backend.get(f"celery-taskset-meta-{gid}.c") == b"done", RESULT_TIMEOUT, "the chord to be released")
+    for suffix in (".j", ".s", ".d"):
+        assert not redis_dbs.backend.exists(f"celery-taskset-meta-{gid}{suffix}")
