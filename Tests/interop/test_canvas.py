@@ -195,7 +195,7 @@ import os
 from celery import Celery
 
 app = Celery("pyworker", broker=os.environ["PYWORKER_BROKER"], backend=os.environ["PYWORKER_BACKEND"])
-app.conf.task_routes = {"math.xsum": {"queue": "math.xsum"}, "math.add": {"queue": "math.add"}}
+app.conf.task_routes = {name: {"queue": name} for name in ("math.xsum", "math.add", "math.mul")}
 
 
 @app.task(name="py.add")
@@ -258,3 +258,16 @@ def test_a_chord_shared_with_a_python_worker_joins_on_celery_5_7_keys(last, serv
     wait_until(lambda: redis_dbs.backend.get(f"celery-taskset-meta-{gid}.c") == b"done", RESULT_TIMEOUT, "the chord to be released")
     for suffix in (".j", ".s", ".d"):
         assert not redis_dbs.backend.exists(f"celery-taskset-meta-{gid}{suffix}")
+
+
+def test_a_chain_crosses_from_fnhost_to_a_python_worker_and_back(serve, make_functions, app, python_worker, tmp_path):
+    # fnhost routes the py.add step by task_routes from its config; the Python worker reads the
+    # message fnhost built, runs it and continues the chain back to fnhost's math.mul.
+    config = tmp_path / "fnhost.yml"
+    config.write_text('task_routes:\n  "py.*": { queue: py.add }\n')
+    serve(make_functions(), "--config", config)
+    python_worker()
+    result = chain(sig(app, "math.add", 1, 2), sig(app, "py.add", 10), sig(app, "math.mul", 2)).apply_async()
+    assert result.get(timeout=60) == (1 + 2 + 10) * 2
+    assert result.parent.get(timeout=RESULT_TIMEOUT) == 13
+    assert result.parent.parent.get(timeout=RESULT_TIMEOUT) == 3

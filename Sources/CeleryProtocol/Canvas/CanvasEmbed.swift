@@ -51,6 +51,13 @@ public struct CanvasEmbed: Sendable, Equatable {
     /// The embed of a serialized v2 body `[args, kwargs, embed]`. Only the third element is
     /// parsed; a body with two elements has an empty embed.
     public init(body: [UInt8]) throws(MessageDecodingError) {
+        // Fast path: a body that ends with a default producer's empty embed has none to parse
+        // (a JSON string cannot end just before the array's closing bracket).
+        if body.count > Self.emptyEmbed.count + 1, body.last == UInt8(ascii: "]"),
+           body[(body.count - 1 - Self.emptyEmbed.count)..<(body.count - 1)].elementsEqual(Self.emptyEmbed) {
+            self.init()
+            return
+        }
         let ranges: [Range<Int>]
         do {
             ranges = try body.withUnsafeBufferPointer { (buffer) throws(JSONParser.Error) in try JSONParser.topLevelElementRanges(buffer) }
