@@ -88,6 +88,17 @@ def test_group_of_chains(host, app):
     assert result.get(timeout=RESULT_TIMEOUT) == [10, 4]
 
 
+def test_chord_with_a_chain_body(host, app):
+    result = chord([sig(app, "math.add", 1, 1), sig(app, "math.add", 2, 2)])(chain(sig(app, "math.xsum"), sig(app, "math.mul", 10)))
+    assert result.get(timeout=RESULT_TIMEOUT) == (2 + 4) * 10
+
+
+def test_chord_whose_header_holds_a_chain(host, app):
+    header = [chain(sig(app, "math.add", 1, 1), sig(app, "math.mul", 5)), sig(app, "math.add", 2, 2)]
+    result = chord(header)(sig(app, "math.xsum"))
+    assert result.get(timeout=RESULT_TIMEOUT) == 10 + 4
+
+
 def test_failing_middle_step_fails_every_remaining_step(host, app, redis_dbs):
     result = chain(sig(app, "math.add", 1, 1), sig(app, "math.div", 0), sig(app, "math.add", 1), sig(app, "math.mul", 2)).apply_async()
     with pytest.raises(ZeroDivisionError):
