@@ -45,6 +45,12 @@ let package = Package(
             dependencies: ["FnHostCore", "CeleryProtocol", "CHiredis", .product(name: "Logging", package: "swift-log")]
         ),
 
+        // RabbitMQ broker and the rpc:// result backend, over librabbitmq-c.
+        .target(
+            name: "FnHostAMQP",
+            dependencies: ["FnHostCore", "CeleryProtocol", "CRabbitMQ", .product(name: "Logging", package: "swift-log")]
+        ),
+
         // Plugin loading (in worker processes only), the ABI table, libffi calls, task options.
         .target(
             name: "FnHostPlugins",
@@ -64,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "fnhost",
             dependencies: [
-                "FnHostCore", "FnHostRedis", "FnHostPool", "FnHostPlugins", "CeleryProtocol",
+                "FnHostCore", "FnHostRedis", "FnHostAMQP", "FnHostPool", "FnHostPlugins", "CeleryProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -90,6 +96,7 @@ let package = Package(
         .testTarget(name: "CeleryProtocolTests", dependencies: ["CeleryProtocol"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FnHostCoreTests", dependencies: ["FnHostCore", "CeleryProtocol", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FnHostPluginsTests", dependencies: ["FnHostPlugins", "FnHostCore", "CFFI", "CRabbitMQ", "CHiredis"]),
+        .testTarget(name: "FnHostAMQPTests", dependencies: ["FnHostAMQP", "CeleryProtocol", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FnHostPoolTests", dependencies: ["FnHostPool", "FnHostCore"]),
     ]
 )

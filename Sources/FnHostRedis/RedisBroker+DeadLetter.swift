@@ -4,7 +4,7 @@ import FnHostCore
 /// The dead-letter queue on Redis: the list `fnhost.dlq`, one `DeadLetter` document per
 /// message, oldest first. Moving a delivery there and acknowledging it is one atomic step, and
 /// so is taking an entry out to replay it, so an entry is never lost nor replayed twice.
-extension RedisBroker {
+extension RedisBroker: DeadLetterStore {
     /// The list holding dead letters.
     public static let deadLetterKey = "fnhost.dlq"
 

@@ -22,6 +22,7 @@ import redis
 from celery import Celery
 
 from helpers import REPO, Host, clean_env
+from rabbitmq import RabbitMQNode
 
 FIXTURE_PLUGINS = REPO / "Tests" / "fixtures" / "plugins"
 EXAMPLE_PLUGINS = ("libmath.so", "libtext.so")
@@ -146,10 +147,61 @@ def redis_dbs(redis_server):
     backend.close()
 
 
+# ------------------------------------------------------------------------------------------------
+# RabbitMQ, and the broker/backend pair a test runs against
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server():
+    """One private RabbitMQ node for the whole run (it takes seconds to start), started the first
+    time a test needs it; every test gets its own virtual host (`new_vhost()`)."""
+    try:
+        node = RabbitMQNode()
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    yield node
+    node.shutdown()
+
+
+@dataclass
+class Transport:
+    """The broker and result backend of one test: `kind` is redis, amqp+rpc or amqp+redis."""
+
+    kind: str
+    broker_url: str
+    backend_url: str
+
+    @property
+    def is_amqp(self) -> bool:
+        return self.kind.startswith("amqp")
+
+
+TRANSPORTS = ("redis", "amqp+rpc", "amqp+redis")
+
+
+def pytest_generate_tests(metafunc):
+    """Tests marked `all_brokers` run on Redis, on RabbitMQ with rpc://, and on RabbitMQ with a
+    Redis result backend; the others on Redis (they look at Redis' own keys)."""
+    marker = metafunc.definition.get_closest_marker("all_brokers")
+    if "transport" in metafunc.fixturenames and marker is not None:
+        kinds = marker.args[0] if marker.args else TRANSPORTS
+        metafunc.parametrize("transport", kinds, indirect=True)
+
+
 @pytest.fixture
-def celery_app(redis_dbs):
-    """A plain Python Celery 5.7 producer on the test's databases (result_expires left default)."""
-    app = Celery("interop", broker=redis_dbs.broker_url, backend=redis_dbs.backend_url, set_as_current=False)
+def transport(request, redis_dbs) -> Transport:
+    kind = getattr(request, "param", "redis")
+    if kind == "redis":
+        return Transport(kind, redis_dbs.broker_url, redis_dbs.backend_url)
+    rabbit = request.getfixturevalue("rabbitmq_server")
+    broker = rabbit.url(rabbit.new_vhost())
+    return Transport(kind, broker, "rpc://" if kind == "amqp+rpc" else redis_dbs.backend_url)
+
+
+@pytest.fixture
+def celery_app(transport):
+    """A plain Python Celery 5.7 producer on the test's broker and backend (result_expires left default)."""
+    app = Celery("interop", broker=transport.broker_url, backend=transport.backend_url, set_as_current=False)
     yield app
     app.close()
 
@@ -231,7 +283,7 @@ def make_functions(tmp_path, example_plugins, fixture_plugin):
 
 
 @pytest.fixture
-def serve(request, fnhost, redis_dbs):
+def serve(request, fnhost, transport):
     """Starts `fnhost serve` and waits for "fnhost ready":
     serve(functions_dir, "-c", "2", urls=True, env=None, ready=True) -> Host.
     urls=True passes --broker/--backend for the test's databases. Every host is stopped at
@@ -242,7 +294,7 @@ def serve(request, fnhost, redis_dbs):
     def start(functions: Path, *args, urls: bool = True, env: dict | None = None, ready: bool = True) -> Host:
         argv = list(args)
         if urls:
-            argv += ["--broker", redis_dbs.broker_url, "--backend", redis_dbs.backend_url]
+            argv += ["--broker", transport.broker_url, "--backend", transport.backend_url]
         host = Host(fnhost, functions, argv, env)
         hosts.append(host)
         return host.wait_ready() if ready else host

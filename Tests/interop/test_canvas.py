@@ -6,7 +6,7 @@ function's own queue, as it routes every message it publishes."""
 import json
 
 import pytest
-from celery import chain, chord, group
+from celery import Celery, chain, chord, group
 from celery.exceptions import ChordError
 
 from helpers import RESULT_TIMEOUT, task_meta, wait_until
@@ -282,3 +282,37 @@ def test_a_chain_crosses_from_fnhost_to_a_python_worker_and_back(serve, make_fun
     assert result.get(timeout=60) == (1 + 2 + 10) * 2
     assert result.parent.get(timeout=RESULT_TIMEOUT) == 13
     assert result.parent.parent.get(timeout=RESULT_TIMEOUT) == 3
+
+
+@pytest.mark.all_brokers
+def test_chains_and_failing_steps_on_every_broker_and_backend(host, app):
+    result = chain(sig(app, "math.add", 1, 2), sig(app, "math.mul", 3), sig(app, "math.mul", 2)).apply_async()
+    assert result.get(timeout=RESULT_TIMEOUT) == 18
+    failing = chain(sig(app, "math.add", 1, 1), sig(app, "math.div", 0), sig(app, "math.add", 1)).apply_async()
+    # With rpc:// the last step's FAILURE reaches the client through its frozen reply_to.
+    with pytest.raises(ZeroDivisionError):
+        failing.get(timeout=RESULT_TIMEOUT)
+
+
+@pytest.mark.all_brokers(["amqp+redis"])
+def test_chord_on_rabbitmq_with_the_redis_backend(host, app):
+    result = chord(sig(app, "math.add", i, i) for i in range(10))(sig(app, "math.xsum"))
+    assert result.get(timeout=RESULT_TIMEOUT) == 90
+
+
+@pytest.mark.all_brokers(["amqp+rpc"])
+def test_rpc_backend_refuses_a_chord_step_clearly(host, app, transport, redis_dbs):
+    steps = lambda a: chain(sig(a, "math.add", 1, 1), group(sig(a, "math.mul", 2), sig(a, "math.mul", 3)), sig(a, "math.xsum"))
+    # A producer on rpc:// refuses the chord itself, before sending anything (Celery's rule).
+    with pytest.raises(NotImplementedError, match="does not support chords"):
+        steps(app).apply_async()
+    # A producer on another backend can send it to a host on rpc://: the host cannot count the
+    # chord's parts, so the step that would apply it fails, naming the reason.
+    other = Celery("other", broker=transport.broker_url, backend=redis_dbs.backend_url, set_as_current=False)
+    other.conf.task_routes = app.conf.task_routes
+    try:
+        result = steps(other).apply_async()
+        match = host.wait_for_log(r"canvas cannot continue, so it fails: NotImplementedError: .*chords")
+        assert result.parent.parent.id in match.string  # the first step, whose next step is the chord
+    finally:
+        other.close()

@@ -27,6 +27,7 @@ def test_crashing_plugin_fails_with_worker_lost_and_host_keeps_serving(host, cel
     wait_until(lambda: ack_bookkeeping_is_empty(redis_dbs.broker), 10, "unacked to be empty after the crash")
 
 
+@pytest.mark.all_brokers
 def test_crash_plugin_pool_is_replaced_after_a_segfault(host, celery_app):
     before = call(celery_app, "crash.pid")
     assert type(before) is int and before not in (host.pid, 0)
@@ -36,6 +37,7 @@ def test_crash_plugin_pool_is_replaced_after_a_segfault(host, celery_app):
     assert type(after) is int and after != host.pid
 
 
+@pytest.mark.all_brokers
 def test_repeated_crashes_do_not_exhaust_the_host(host, celery_app):
     for _ in range(5):
         with pytest.raises(WorkerLostError):
@@ -44,6 +46,7 @@ def test_repeated_crashes_do_not_exhaust_the_host(host, celery_app):
     assert call(celery_app, "math.mul", 3, 4) == 12
 
 
+@pytest.mark.all_brokers
 def test_crash_while_other_tasks_run_fails_only_the_crashing_call(host, celery_app):
     slow = celery_app.send_task("math.slow", args=[1], queue="math.slow")
     crash = celery_app.send_task("crash.abort", queue="crash.abort")

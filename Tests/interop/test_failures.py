@@ -11,6 +11,7 @@ def host(serve, make_functions):
     return serve(make_functions(), "-Q", "celery")
 
 
+@pytest.mark.all_brokers
 def test_division_by_zero_raises_zero_division_error(host, celery_app):
     r = celery_app.send_task("math.div", args=[1, 0], queue="math.div")
     with pytest.raises(ZeroDivisionError):
@@ -27,6 +28,7 @@ def test_swift_plugin_error_raises_exception_named_empty_input(host, celery_app,
     assert task_meta(redis_dbs.backend, r.id)["result"]["exc_type"] == "EmptyInput"
 
 
+@pytest.mark.all_brokers
 def test_unknown_task_fails_with_not_registered(host, celery_app):
     r = celery_app.send_task("no.such.task", args=[1])  # default route: the shared queue `celery`
     with pytest.raises(NotRegistered) as info:
@@ -35,6 +37,7 @@ def test_unknown_task_fails_with_not_registered(host, celery_app):
     assert celery_app.send_task("math.add", args=[2, 3]).get(timeout=RESULT_TIMEOUT) == 5
 
 
+@pytest.mark.all_brokers
 def test_unknown_task_in_a_function_queue_fails_with_not_registered(host, celery_app):
     r = celery_app.send_task("math.nosuch", args=[1], queue="math.add")
     with pytest.raises(NotRegistered):
@@ -42,11 +45,13 @@ def test_unknown_task_in_a_function_queue_fails_with_not_registered(host, celery
     assert celery_app.send_task("math.add", args=[2, 3], queue="math.add").get(timeout=RESULT_TIMEOUT) == 5
 
 
+@pytest.mark.all_brokers
 def test_shared_celery_queue_serves_every_function(host, celery_app):
     assert celery_app.send_task("math.add", args=[20, 22]).get(timeout=RESULT_TIMEOUT) == 42
     assert celery_app.send_task("text.upper", args=["abc"]).get(timeout=RESULT_TIMEOUT) == "ABC"
 
 
+@pytest.mark.all_brokers
 def test_failure_does_not_stop_the_next_task(host, celery_app):
     failing = celery_app.send_task("math.div", args=[1, 0], queue="math.div")
     ok = celery_app.send_task("math.div", args=[1, 4], queue="math.div")

@@ -5,6 +5,9 @@ import pytest
 
 from helpers import RESULT_TIMEOUT
 
+# Broker-independent: runs on Redis and on RabbitMQ (rpc:// and Redis result backends).
+pytestmark = pytest.mark.all_brokers
+
 
 @pytest.fixture
 def host(serve, make_functions):

@@ -26,6 +26,7 @@ def test_hard_time_limit_kills_the_worker_and_fails_with_time_limit_exceeded(hos
     wait_until(lambda: ack_bookkeeping_is_empty(redis_dbs.broker), 10, "unacked to be empty")
 
 
+@pytest.mark.all_brokers
 def test_timelimit_header_soft_limit_makes_should_stop_say_yes(host, celery_app):
     # The header [hard, soft] beats the task's option; math.slow stops early once should_stop is 1.
     value = celery_app.send_task("math.slow", args=[20], queue="math.slow", time_limit=30, soft_time_limit=0.5).get(timeout=RESULT_TIMEOUT)

@@ -14,6 +14,9 @@ public struct ResultMeta: Sendable {
     public var parentId: String?
     /// Epoch seconds of `date_done`; used only when the state is ready.
     public var dateDone: Double
+    /// Where the rpc:// backend sends the document: the task message's `reply_to` (not part of
+    /// the document itself; other backends ignore it).
+    public var replyTo: String?
     /// Result tuples of what the task started (`[[id, null], null]` per task, `[[gid, null],
     /// [members]]` per group): Python's `AsyncResult.children`.
     public var children: [JSON] = []

@@ -89,3 +89,17 @@ public struct DeadLetter: Sendable, Equatable {
         return JSONWriter.bytes(.object(document))
     }
 }
+
+/// A broker's dead-letter queue as `fnhost dlq` sees it: list, replay, purge.
+///
+/// `raw` identifies an entry to the store that listed it (Redis: the stored bytes; RabbitMQ:
+/// the entry's id); pass it back unchanged.
+public protocol DeadLetterStore {
+    /// Every entry, oldest first (`entry` nil when it cannot be read).
+    func deadLetters() throws -> [(entry: DeadLetter?, raw: [UInt8])]
+    /// Puts the entries back on their queues (retries reset, no ETA), each removed from the
+    /// dead-letter queue only once it is back; returns the ids replayed.
+    func replay(_ entries: [(entry: DeadLetter, raw: [UInt8])]) throws -> [String]
+    /// Removes entries; returns how many.
+    func purge(_ raws: [[UInt8]]) throws -> Int
+}

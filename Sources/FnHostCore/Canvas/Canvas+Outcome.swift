@@ -76,8 +76,10 @@ extension Canvas {
         var queue = chain[...]
         while let step = queue.popFirst() {
             if storeResults, let id = step.taskId {
-                out.results.append(.exception(exception, taskId: id, traceback: traceback,
-                                              groupId: step.options["group_id"]?.stringValue, parentId: step.options["parent_id"]?.stringValue))
+                var meta = ResultMeta.exception(exception, taskId: id, traceback: traceback,
+                                                groupId: step.options["group_id"]?.stringValue, parentId: step.options["parent_id"]?.stringValue)
+                meta.replyTo = step.options["reply_to"]?.stringValue  // where rpc:// sends it
+                out.results.append(meta)
             }
             if let bodyJSON = step.options["chord"], !bodyJSON.isNull, let body = try? Signature(json: bodyJSON),
                let gid = step.options["group_id"]?.stringValue, let id = step.taskId {
@@ -115,8 +117,10 @@ extension Canvas {
         func fail(_ exception: TaskException) -> Continuation {
             var failed = Continuation()
             failed.chordFailed = true
-            failed.results.append(.exception(exception, taskId: bodyId, traceback: Settlement.traceback(exception, context: "chord \(part.groupId)"),
-                                             groupId: body.options["group_id"]?.stringValue))
+            var meta = ResultMeta.exception(exception, taskId: bodyId, traceback: Settlement.traceback(exception, context: "chord \(part.groupId)"),
+                                            groupId: body.options["group_id"]?.stringValue)
+            meta.replyTo = body.options["reply_to"]?.stringValue
+            failed.results.append(meta)
             let chain = (try? Signature.list(body.options["chain"], what: "chain")) ?? []
             failChain(chain, exception: exception, traceback: nil, storeResults: true, rootId: part.rootId, into: &failed)
             failed.publishAfterStore = errbacks((try? body.signatures(option: "link_error")) ?? [], failedTaskId: bodyId, rootId: part.rootId)
@@ -145,7 +149,9 @@ extension Canvas {
         guard !supportsChords, let body = embed.chord, message.group != nil, let bodyId = body.taskId else { return [] }
         let exception = TaskException(type: "NotImplementedError", module: "builtins",
                                       message: "chord \(message.group!) cannot be joined: this host's result backend does not support chords (use Redis)")
-        return [.exception(exception, taskId: bodyId, groupId: message.group)]
+        var meta = ResultMeta.exception(exception, taskId: bodyId, groupId: message.group)
+        meta.replyTo = body.options["reply_to"]?.stringValue
+        return [meta]
     }
 
     /// A plain group of `members` (fresh id when applied).

@@ -42,8 +42,9 @@ extension Canvas {
     private func fail(_ settlement: inout Settlement, request: TaskRequest, exception: TaskException, embed: CanvasEmbed) {
         let message = request.message
         let traceback = Settlement.traceback(exception, context: "the canvas of task \(message.task)[\(message.id)] cannot continue")
-        settlement.results = request.storesResult
-            ? [.exception(exception, taskId: message.id, traceback: traceback, groupId: message.group, parentId: message.parentId)] : []
+        var meta = ResultMeta.exception(exception, taskId: message.id, traceback: traceback, groupId: message.group, parentId: message.parentId)
+        meta.replyTo = message.replyTo
+        settlement.results = request.storesResult ? [meta] : []
         settlement.finished = .failed(exception, traceback: traceback)
         add(failed(message, embed: embed, exception: exception, traceback: traceback, storeResults: request.storesResult), to: &settlement)
     }

@@ -100,6 +100,22 @@ public final class Dispatcher: @unchecked Sendable {
     /// Every queue the host consumes.
     public var queues: [String] { queueOrder.sorted() }
 
+    /// The most deliveries the host holds from each queue (its functions' concurrency x
+    /// `worker_prefetch_multiplier`; a shared queue, the whole host's), and in all: the
+    /// prefetch windows a push broker (RabbitMQ's `basic.qos`) is given.
+    public var prefetchLimits: (perQueue: [String: Int], total: Int) {
+        let total = configuration.concurrency * configuration.prefetchMultiplier
+        var perQueue: [String: Int] = [:]
+        for (queue, consumers) in queueFunctions {
+            if let names = consumers {
+                perQueue[queue] = min(total, names.map { limit(of: $0) * configuration.prefetchMultiplier }.max() ?? total)
+            } else {
+                perQueue[queue] = total
+            }
+        }
+        return (perQueue, total)
+    }
+
     private func limit(of function: String) -> Int {
         let own = registry[function]?.options.concurrency ?? configuration.concurrency
         return min(own, configuration.concurrency)
@@ -205,12 +221,14 @@ public final class Dispatcher: @unchecked Sendable {
         }
         guard let function = registry[message.task] else {
             logger.error("received unregistered task \(message.task)[\(message.id)] on queue \(delivery.queue): storing NotRegistered")
+            var meta = ResultMeta.exception(
+                .notRegistered(message.task), taskId: message.id,
+                traceback: Settlement.traceback(.notRegistered(message.task), context: "no function named \(message.task) is loaded"),
+                groupId: message.group, parentId: message.parentId)
+            meta.replyTo = message.replyTo
             return .settle(Settlement(
                 delivery: delivery,
-                results: message.ignoreResult == true ? [] : [.exception(
-                    .notRegistered(message.task), taskId: message.id,
-                    traceback: Settlement.traceback(.notRegistered(message.task), context: "no function named \(message.task) is loaded"),
-                    groupId: message.group, parentId: message.parentId)],
+                results: message.ignoreResult == true ? [] : [meta],
                 disposition: .deadLetter(reason: "NotRegistered: no function named \(message.task) is loaded")))
         }
         if let problem = message.contentProblem() {
@@ -233,8 +251,9 @@ public final class Dispatcher: @unchecked Sendable {
 
     private func revoked(_ request: TaskRequest) -> Settlement {
         logger.info("task \(request.name)[\(request.id)] expired before it ran: storing REVOKED")
-        let meta = ResultMeta.exception(TaskException(type: "TaskRevokedError", module: "celery.exceptions", message: "expired"),
+        var meta = ResultMeta.exception(TaskException(type: "TaskRevokedError", module: "celery.exceptions", message: "expired"),
                                         state: .revoked, taskId: request.id, groupId: request.message.group, parentId: request.message.parentId)
+        meta.replyTo = request.message.replyTo
         return Settlement(delivery: request.delivery, results: request.storesResult ? [meta] : [], disposition: .ack)
     }
 
@@ -346,7 +365,13 @@ public final class Dispatcher: @unchecked Sendable {
             return
         }
         var settlement = Settlement.of(request, outcome: outcome, now: clock())
-        canvas?.continue(&settlement, request: request)
+        if let canvas {
+            let succeeded = if case .succeeded? = settlement.finished { true } else { false }
+            canvas.continue(&settlement, request: request)
+            if succeeded, case .failed(let e, _)? = settlement.finished {
+                logger.error("task \(request.name)[\(request.id)] succeeded but its canvas cannot continue, so it fails: \(e.type): \(e.message)")
+            }
+        }
         outcomes.submit(settlement)
         pump()
     }

@@ -68,7 +68,12 @@ public struct Settlement: Sendable {
                           randomUpTo: (Int) -> Int = RetryPolicy.systemRandom) -> Settlement {
         let done: Disposition = request.function.options.acksLate ? .ack : .none
         let message = request.message
-        func result(_ meta: ResultMeta) -> [ResultMeta] { request.storesResult ? [meta] : [] }
+        func result(_ meta: ResultMeta) -> [ResultMeta] {
+            guard request.storesResult else { return [] }
+            var meta = meta
+            meta.replyTo = message.replyTo
+            return [meta]
+        }
         func failed(_ exception: TaskException, traceback: String? = nil, deadLetter: Bool = false) -> Settlement {
             let text = traceback ?? Settlement.traceback(exception, context: "task \(message.task)[\(message.id)] in plugin \(request.function.plugin)")
             var settlement = Settlement(delivery: request.delivery,

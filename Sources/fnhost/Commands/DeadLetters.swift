@@ -1,5 +1,6 @@
 import ArgumentParser
 import CeleryProtocol
+import FnHostAMQP
 import FnHostCore
 import FnHostRedis
 import Logging
@@ -13,17 +14,26 @@ struct DeadLetters: ParsableCommand {
 
     /// Where the broker is: `--broker`, else the environment, else the config file.
     struct BrokerOptions: ParsableArguments {
-        @Option(name: .long, help: "Broker URL (redis://host:port/db).")
+        @Option(name: .long, help: "Broker URL (redis://host:port/db or amqp://user:pass@host:port/vhost).")
         var broker: String?
 
         @Option(name: .long, help: "The config file (default: ./fnhost.yml when it exists).")
         var config: String?
 
-        func connect() throws -> RedisBroker {
+        func connect() throws -> any DeadLetterStore {
             var plugins = PluginOptions()
             plugins.config = config
             let file = try plugins.loadConfigFile()
             let text = file.brokerURL(flag: broker)
+            if AMQPURL.isAMQP(text) {
+                do {
+                    let url = try AMQPURL(text)
+                    return AMQPBroker(settings: .init(url: url, tls: file.amqp.tls, heartbeat: 0, topology: file.amqp.topology),
+                                      logger: Logger(label: "fnhost"))
+                } catch {
+                    throw FnHostError("\(error.description)")
+                }
+            }
             do {
                 return RedisBroker(url: try RedisURL(text), logger: Logger(label: "fnhost"))
             } catch {
@@ -42,7 +52,7 @@ struct DeadLetters: ParsableCommand {
             let entries = try options.connect().deadLetters()
             for (entry, raw) in entries {
                 if json {
-                    print(String(decoding: raw, as: UTF8.self))
+                    print(String(decoding: entry?.encoded() ?? raw, as: UTF8.self))
                 } else if let e = entry {
                     print("\(e.id)  \(CeleryTime.isoformat(e.deadAt))  queue=\(e.queue)  task=\(e.task ?? "?")[\(e.taskId ?? "?")]  \(e.reason)")
                 } else {

@@ -17,10 +17,10 @@ struct Serve: ParsableCommand {
 
     @OptionGroup var plugins: PluginOptions
 
-    @Option(name: .long, help: "Broker URL (redis://host:port/db).")
+    @Option(name: .long, help: "Broker URL (redis://host:port/db, amqp://user:pass@host:port/vhost, amqps://...).")
     var broker: String?
 
-    @Option(name: .long, help: "Result backend URL (redis://host:port/db).")
+    @Option(name: .long, help: "Result backend URL (redis://host:port/db, or rpc:// with an AMQP broker).")
     var backend: String?
 
     @Option(name: [.customShort("Q"), .long], help: "Extra queues every function consumes, comma-separated (e.g. celery).")
@@ -92,6 +92,7 @@ struct Serve: ParsableCommand {
             pool: poolKind,
             deduplicateSuccessfulTasks: file.deduplicateSuccessfulTasks,
             pluginLogLevel: plugins.pythonLogLevel,
+            amqp: file.amqp,
             taskRoutes: file.taskRoutes)
         let logger = LogSetup.bootstrap(try plugins.logLevel)
         for key in file.ignored { logger.warning("config: \(key) is not supported yet and is ignored") }

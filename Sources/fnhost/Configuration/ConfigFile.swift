@@ -1,4 +1,5 @@
 import CeleryProtocol
+import FnHostAMQP
 import Yams
 
 #if canImport(Glibc)
@@ -40,6 +41,9 @@ struct ConfigFile {
     /// Kilobytes of resident memory after which a worker process is replaced (0: no limit).
     var maxMemoryPerChild: Int?
     var tasks: [String: JSONObject] = [:]
+    /// RabbitMQ: `broker_heartbeat`, `broker_use_ssl`, `task_queue_max_priority`,
+    /// `task_default_queue_type`, `result_persistent`.
+    var amqp = Transports.AMQPSettings()
     /// `task_routes`: task name or glob pattern -> queue (exact names win; patterns are tried by name order).
     var taskRoutes: [(pattern: String, queue: String)] = []
     /// Settings recognized but not implemented yet in this version (warned about, ignored).
@@ -50,7 +54,7 @@ struct ConfigFile {
     }
 
     static let plannedKeys: Set<String> = [
-        "broker_use_ssl", "broker_heartbeat", "task_acks_late",
+        "task_acks_late",
     ]
 
     /// Loads and validates `path`; every error names the file, and the line where YAML knows it.
@@ -114,6 +118,20 @@ struct ConfigFile {
                     guard let seconds = option.doubleValue, seconds > 0 else { throw fail("broker_transport_options.visibility_timeout", "must be a positive number of seconds") }
                     config.visibilityTimeout = seconds
                 }
+            case "broker_heartbeat":
+                guard let n = value.intValue, n >= 0, n <= 65535 else { throw fail(key, "must be 0 (off) or a number of seconds") }
+                config.amqp.heartbeat = Int(n)
+            case "broker_use_ssl":
+                config.amqp.tls = try tlsOptions(value, fail: fail)
+            case "task_queue_max_priority":
+                guard let n = value.intValue, (1...255).contains(n) else { throw fail(key, "must be a priority from 1 to 255") }
+                config.amqp.topology.maxPriority = Int(n)
+            case "task_default_queue_type":
+                guard let s = value.stringValue, s == "classic" || s == "quorum" else { throw fail(key, "must be classic or quorum") }
+                config.amqp.topology.queueType = s
+            case "result_persistent":
+                guard let b = value.boolValue else { throw fail(key, "must be true or false") }
+                config.amqp.resultPersistent = b
             case "task_routes":
                 guard case .object(let routes) = value else { throw fail(key, "must map task names (or glob patterns) to a queue name or {queue: name}") }
                 for (name, route) in routes.entries {
@@ -137,6 +155,30 @@ struct ConfigFile {
             }
         }
         return config
+    }
+
+    /// `broker_use_ssl` with Python's keys: `true`, or a mapping of `ca_certs`, `certfile`,
+    /// `keyfile`, `cert_reqs` (`CERT_REQUIRED`, the default, or `CERT_NONE`), `server_hostname`.
+    private static func tlsOptions(_ value: JSON, fail: (String, String) -> Error) throws(Error) -> AMQPTLSOptions {
+        if value.boolValue == true { return AMQPTLSOptions() }
+        guard case .object(let o) = value else { throw fail("broker_use_ssl", "must be true or a mapping (ca_certs, certfile, keyfile, cert_reqs)") }
+        var tls = AMQPTLSOptions()
+        for (name, option) in o.entries {
+            switch name {
+            case "ca_certs": tls.caCertificates = option.stringValue
+            case "certfile": tls.certificateFile = option.stringValue
+            case "keyfile": tls.keyFile = option.stringValue
+            case "server_hostname": tls.serverHostname = option.stringValue
+            case "cert_reqs":
+                switch option.stringValue ?? option.intValue.map(String.init) {
+                case "CERT_REQUIRED", "ssl.CERT_REQUIRED", "2": tls.verifyPeer = true
+                case "CERT_NONE", "ssl.CERT_NONE", "0": tls.verifyPeer = false
+                default: throw fail("broker_use_ssl.cert_reqs", "must be CERT_REQUIRED or CERT_NONE")
+                }
+            default: throw fail("broker_use_ssl.\(name)", "unknown option (fnhost takes ca_certs, certfile, keyfile, cert_reqs, server_hostname)")
+            }
+        }
+        return tls
     }
 
     /// The first of `names` set (non-empty) in the environment.

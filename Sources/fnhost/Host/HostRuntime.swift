@@ -44,6 +44,8 @@ final class HostRuntime: @unchecked Sendable {
         /// Acknowledge without running a redelivered message whose task already succeeded.
         var deduplicateSuccessfulTasks: Bool
         var pluginLogLevel: Int32
+        /// RabbitMQ-only settings: heartbeat, TLS, queue arguments.
+        var amqp = Transports.AMQPSettings()
         /// `task_routes`: where follow-up messages (chain steps, callbacks, chord bodies) of
         /// tasks this host does not serve go, before the default queue `celery`.
         var taskRoutes: [(pattern: String, queue: String)] = []
@@ -63,14 +65,8 @@ final class HostRuntime: @unchecked Sendable {
 
     func run() throws -> Int32 {
         signal(SIGPIPE, SIG_IGN)
-        let brokerURL: RedisURL
-        let backendURL: RedisURL
-        do {
-            brokerURL = try RedisURL(settings.brokerURL)
-            backendURL = try RedisURL(settings.backendURL)
-        } catch {
-            throw FnHostError("\(error.description) (this version supports Redis brokers and backends: redis://host:port/db)")
-        }
+        let transports = try Transports.make(brokerURL: settings.brokerURL, backendURL: settings.backendURL,
+                                             resultExpires: settings.resultExpires, amqp: settings.amqp, logger: logger)
         signalSources = installSignalHandlers()
 
         let executable = WorkerProcess.currentExecutable()
@@ -91,10 +87,10 @@ final class HostRuntime: @unchecked Sendable {
         box.executor = executor
         for probe in catalog.probes { executor.adopt(probe) }
 
-        let broker = RedisBroker(url: brokerURL, logger: logger)
-        let backend = RedisResultBackend(url: backendURL, resultExpires: settings.resultExpires)
+        let broker = transports.broker
+        let backend = transports.backend
         let canvas = Canvas(router: TaskRouter(registry: registry, routes: settings.taskRoutes), origin: settings.hostname,
-                            supportsChords: (backend as any ResultBackend) is any ChordBackend)
+                            supportsChords: backend is any ChordBackend)
         let outcomes = OutcomeHandler(broker: broker, backend: backend, logger: logger, canvas: canvas)
         outcomes.start()
         let dispatcher = Dispatcher(
@@ -103,13 +99,17 @@ final class HostRuntime: @unchecked Sendable {
                                  sharedQueues: settings.sharedQueues),
             executor: executor, outcomes: outcomes, logger: logger, canvas: canvas)
 
+        if let amqp = transports.amqpBroker {
+            let limits = dispatcher.prefetchLimits
+            amqp.setPrefetch(perQueue: limits.perQueue, total: limits.total)
+        }
         var delay = 0.2
         while true {
             do {
                 try broker.declare(queues: dispatcher.queues)
                 break
             } catch {
-                logger.error("cannot reach the broker at \(brokerURL), retrying in \(delay)s: \(error)")
+                logger.error("cannot reach the broker at \(transports.brokerDescription), retrying in \(delay)s: \(error)")
                 if waitForSignal(timeout: delay) {
                     executor.shutdown(timeout: 5)
                     outcomes.stop()
@@ -121,10 +121,12 @@ final class HostRuntime: @unchecked Sendable {
         let consumer = Consumer(broker: broker, dispatcher: dispatcher, logger: logger,
                                 deduplicateWith: settings.deduplicateSuccessfulTasks ? backend : nil)
         consumer.start()
-        startRestoreSweeps(broker: broker, dispatcher: dispatcher)
-        startDelayedMover(broker: broker)
+        if let redis = transports.redisBroker {
+            startRestoreSweeps(broker: redis, dispatcher: dispatcher)
+            startDelayedMover(broker: redis)
+        }
         let functions = registry.sorted.map(\.name)
-        logger.info("fnhost ready: \(settings.hostname), \(functions.count) functions [\(functions.joined(separator: ", "))], queues [\(dispatcher.queues.joined(separator: ", "))], concurrency \(settings.concurrency), pool \(settings.pool.rawValue), broker \(brokerURL), backend \(backendURL)")
+        logger.info("fnhost ready: \(settings.hostname), \(functions.count) functions [\(functions.joined(separator: ", "))], queues [\(dispatcher.queues.joined(separator: ", "))], concurrency \(settings.concurrency), pool \(settings.pool.rawValue), broker \(transports.brokerDescription), backend \(transports.backendDescription)")
         if !registry.failures.isEmpty {
             logger.warning("\(registry.failures.count) plugin(s) failed to load: \(registry.failures.map(\.plugin).joined(separator: ", "))")
         }

@@ -1,0 +1,64 @@
+import CeleryProtocol
+import FnHostAMQP
+import FnHostCore
+import FnHostRedis
+import Logging
+
+/// The broker and result backend `fnhost serve` talks to, chosen by URL scheme: `redis://` or
+/// `amqp://`/`amqps://` brokers; `redis://` or `rpc://` backends (rpc:// needs an AMQP broker).
+struct Transports {
+    /// Settings only AMQP uses.
+    struct AMQPSettings {
+        var heartbeat = 120
+        var tls = AMQPTLSOptions()
+        var topology = AMQPTopology()
+        var resultPersistent = false
+    }
+
+    let broker: any Broker
+    let backend: any ResultBackend
+    /// Set on Redis: the visibility-timeout restore and the delayed-store mover run against it.
+    let redisBroker: RedisBroker?
+    /// Set on RabbitMQ: takes the dispatcher's prefetch windows.
+    let amqpBroker: AMQPBroker?
+    /// For logs: URLs with passwords masked.
+    let brokerDescription: String
+    let backendDescription: String
+
+    static func make(brokerURL: String, backendURL: String, resultExpires: Int, amqp: AMQPSettings, logger: Logger) throws -> Transports {
+        if AMQPURL.isAMQP(brokerURL) {
+            var url: AMQPURL
+            do { url = try AMQPURL(brokerURL) } catch { throw FnHostError(error.description) }
+            let heartbeat = url.heartbeat ?? amqp.heartbeat
+            url.heartbeat = heartbeat
+            let broker = AMQPBroker(settings: .init(url: url, tls: amqp.tls, heartbeat: heartbeat, topology: amqp.topology), logger: logger)
+            if backendURL.hasPrefix("rpc://") {
+                return Transports(broker: broker, backend: RPCResultBackend(publisher: broker.publisher, persistent: amqp.resultPersistent),
+                                  redisBroker: nil, amqpBroker: broker, brokerDescription: url.description, backendDescription: "rpc://")
+            }
+            if AMQPURL.isAMQP(backendURL) {
+                throw FnHostError("result backend \(AMQPURL.mask(backendURL)): an amqp:// URL is not a result backend; use rpc:// (replies over this broker) or redis://")
+            }
+            let backend = try redisBackend(backendURL, resultExpires: resultExpires)
+            return Transports(broker: broker, backend: backend, redisBroker: nil, amqpBroker: broker,
+                              brokerDescription: url.description, backendDescription: backend.description)
+        }
+        let url: RedisURL
+        do { url = try RedisURL(brokerURL) } catch {
+            throw FnHostError("\(error.description) (fnhost takes redis://host:port/db, amqp://user:pass@host:port/vhost or amqps:// brokers)")
+        }
+        if backendURL.hasPrefix("rpc://") {
+            throw FnHostError("the rpc:// result backend needs an amqp:// broker in this version; use a redis:// result backend with a Redis broker")
+        }
+        let broker = RedisBroker(url: url, logger: logger)
+        let backend = try redisBackend(backendURL, resultExpires: resultExpires)
+        return Transports(broker: broker, backend: backend, redisBroker: broker, amqpBroker: nil,
+                          brokerDescription: url.description, backendDescription: backend.description)
+    }
+
+    private static func redisBackend(_ text: String, resultExpires: Int) throws -> RedisResultBackend {
+        do { return RedisResultBackend(url: try RedisURL(text), resultExpires: resultExpires) } catch {
+            throw FnHostError("result backend: \(error.description) (fnhost takes redis:// and rpc:// result backends)")
+        }
+    }
+}
