@@ -63,6 +63,16 @@ extension RedisResultBackend: ChordBackend {
         }
     }
 
+    public func extendChordClaim(groupId: String, claimToken: String, seconds: Int) throws -> Bool {
+        let keys = [".c", ".s"].map { Array(Self.groupKey(groupId, $0).utf8) }
+        return try withConnection { connection in
+            let reply = try connection.evalScript(RedisScripts.chordClaimExtend, keys: keys,
+                                                  args: [Array(claimToken.utf8), Array(String(seconds).utf8)])
+            if case .error(let e) = reply { throw RedisError(description: "extending the claim of chord \(groupId) failed: \(e)", connectionLost: false) }
+            return reply == .integer(1)
+        }
+    }
+
     public func chordFinished(groupId: String, claimToken: String, failed: Bool) throws {
         try withConnection { connection in
             if failed {

@@ -179,4 +179,20 @@ enum RedisScripts {
         end
         return 0
         """
+
+    /// Celery 5.7's CHORD_CLAIM_EXTEND_LUA: extend the dispatch claim while this host owns it,
+    /// or take it back if it expired while the chord's size is still there. KEYS: .c .s.
+    /// ARGV: token, seconds. Returns 1 when this host owns the claim.
+    static let chordClaimExtend = """
+        local ckey, skey = KEYS[1], KEYS[2]
+        local token = ARGV[1]
+        local expires = tonumber(ARGV[2])
+        if redis.call('GET', ckey) == token then
+            return redis.call('EXPIRE', ckey, expires)
+        end
+        if not redis.call('GET', ckey) and redis.call('EXISTS', skey) == 1 then
+            return redis.call('SET', ckey, token, 'EX', expires, 'NX') and 1 or 0
+        end
+        return 0
+        """
 }

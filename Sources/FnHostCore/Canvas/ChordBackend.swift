@@ -56,6 +56,11 @@ public protocol ChordBackend: ResultBackend {
     /// order; otherwise `nil`: another part, or another host, applies the body.
     func chordPartReturned(_ part: ChordPart, claimToken: String) throws -> [ChordPartResult]?
 
+    /// Just before the body is applied: keeps the dispatch claim for `seconds` more if this host
+    /// still owns it (or takes it back if it expired and nobody else took it). `false`: another
+    /// host owns the chord now, and this one must not apply the body.
+    func extendChordClaim(groupId: String, claimToken: String, seconds: Int) throws -> Bool
+
     /// After the claim winner applied the body (or failed it): on success, removes the chord's
     /// keys and leaves a "done" marker so late duplicates do nothing; on failure, removes the
     /// size so a late duplicate does not fail the body again.

@@ -172,6 +172,7 @@ extension OutcomeHandler {
         var done = 0
         var token: String?
         var joined: Continuation?
+        var claimExtended = false
         var sizesSet = false
         var published = 0
         var stored = false
@@ -197,6 +198,16 @@ extension OutcomeHandler {
                 progress.joined = canvas.chordJoined(part, results: results)
             }
             let next = progress.joined!
+            if !progress.claimExtended, !next.chordFailed {
+                // As Celery 5.7 does before publishing: a claim that expired meanwhile (a slow
+                // retry) may have passed to another host, which then applies the body instead.
+                guard try chords.extendChordClaim(groupId: part.groupId, claimToken: token, seconds: 30) else {
+                    logger.warning("chord \(part.groupId): the dispatch claim passed to another host; it applies the body")
+                    progress = ChordProgress(done: progress.done + 1)
+                    continue
+                }
+            }
+            progress.claimExtended = true
             if !progress.sizesSet, !next.chordSizes.isEmpty { try chords.setChordSizes(next.chordSizes) }
             progress.sizesSet = true
             while progress.published < next.publish.count {

@@ -45,6 +45,17 @@ public final class InMemoryChordBackend: ChordBackend, @unchecked Sendable {
         }
     }
 
+    public func extendChordClaim(groupId: String, claimToken: String, seconds: Int) throws -> Bool {
+        lock.withLock {
+            if claims[groupId] == claimToken { return true }
+            if claims[groupId] == nil, sizes[groupId] != nil {
+                claims[groupId] = claimToken
+                return true
+            }
+            return false
+        }
+    }
+
     public func chordFinished(groupId: String, claimToken: String, failed: Bool) throws {
         try lock.withLock {
             if failFinishing > 0 {
