@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "CeleryProtocolTests", dependencies: ["CeleryProtocol"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FnHostCoreTests", dependencies: ["FnHostCore", "CeleryProtocol", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FnHostPluginsTests", dependencies: ["FnHostPlugins", "FnHostCore", "CFFI", "CRabbitMQ", "CHiredis"]),
-        .testTarget(name: "FnHostAMQPTests", dependencies: ["FnHostAMQP", "CeleryProtocol", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "FnHostAMQPTests", dependencies: ["FnHostAMQP", "CeleryProtocol", "CRabbitMQ", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FnHostPoolTests", dependencies: ["FnHostPool", "FnHostCore"]),
     ]
 )

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""fnhost vs a stock Celery 5.7 worker, side by side on one private redis-server, rounds
-alternated (fnhost, celery, fnhost, celery, ...). Prints one table of medians; see bench/README.md.
+"""fnhost vs a stock Celery 5.7 worker, side by side on one private redis-server and one private
+RabbitMQ node, rounds alternated (fnhost, celery, fnhost, celery, ...). Prints one table of medians
+per broker; see bench/README.md.
 
 Measures and prints; it asserts nothing about timings.
 """
@@ -10,6 +11,7 @@ import subprocess, sys, tempfile, threading, time, uuid  # noqa: E401
 from contextlib import closing
 from pathlib import Path
 
+import amqp
 import celery
 import redis
 from celery import Celery
@@ -32,6 +34,7 @@ def parse_args():
     p.add_argument("--warmup", type=int, default=20, help="untimed round trips first (20)")
     p.add_argument("--fnhost", default=str(REPO / ".build/release/fnhost"), help="the fnhost binary")
     p.add_argument("--functions", default=str(REPO / "functions"), help="fnhost's functions directory")
+    p.add_argument("--brokers", default="redis,rabbitmq", help="brokers to run on, comma-separated (redis,rabbitmq)")
     args = p.parse_args()
     args.fnhost, args.functions = os.path.abspath(args.fnhost), os.path.abspath(args.functions)  # workers run in bench/
     return args
@@ -91,10 +94,149 @@ class RedisServer:
         stop(self.proc, group=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    # The broker interface drain(), round_trips() and start_to_first() use.
+    name = "redis"
+
+    @property
+    def broker_url(self):
+        return self.url(BROKER_DB)
+
+    @property
+    def backend_url(self):
+        return self.url(BACKEND_DB)
+
+    def fill(self, n, ignore_result):
+        fill(self.broker, n, ignore_result)
+
+    def queued(self):
+        return self.broker.llen(QUEUE)
+
+    def drained(self, n, store):
+        queued, unacked = self.broker.pipeline(transaction=False).llen(QUEUE).hlen("unacked").execute()
+        return queued == 0 and unacked == 0 and (not store or self.backend.dbsize() >= n)
+
+    def results_stored(self):
+        return self.backend.dbsize()
+
+    def settled(self):
+        pass
+
+    def ceiling(self, n):
+        return broker_ceiling(self, n)
+
+    def version(self):
+        return "redis-server " + self.broker.info("server")["redis_version"]
+
+
+# ---- The private RabbitMQ node (Tests/interop/rabbitmq.py: own epmd, stopped by its PIDs) ------
+class RabbitBroker:
+    """RabbitMQ as broker; results over rpc:// to one reply queue, `bench.replies`, that every
+    task names as its reply_to (what a Celery producer with rpc:// does, one queue per client)."""
+
+    name = "rabbitmq"
+    REPLIES = "bench.replies"
+
+    def __init__(self):
+        sys.path.insert(0, str(REPO / "Tests" / "interop"))
+        from rabbitmq import RabbitMQNode
+        self.node = RabbitMQNode()
+        self.broker_url = self.node.url("/")
+        self.backend_url = "rpc://"
+        self.conn = amqp.Connection(host=f"127.0.0.1:{self.node.port}", userid="guest", password="guest")
+        self.conn.connect()
+        self.ch = self.conn.channel()
+
+    def _count(self, queue):
+        return self.ch.queue_declare(queue=queue, durable=True, auto_delete=False, passive=False).message_count
+
+    def flush(self):
+        self.ch.queue_declare(queue=QUEUE, durable=True, auto_delete=False)
+        self.ch.queue_purge(QUEUE)
+        self.ch.queue_declare(queue=self.REPLIES, durable=True, auto_delete=False)
+        self.ch.queue_purge(self.REPLIES)
+
+    def fill(self, n, ignore_result, chunk=1000):
+        """Publishes n messages as Celery's producer does (pre-encoded once; fresh ids), then waits
+        until RabbitMQ has them all."""
+        body = json.dumps([[2, 3], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]).encode()
+        for _ in range(n):
+            tid = str(uuid.uuid4())
+            headers = {"lang": "py", "task": QUEUE, "id": tid, "shadow": None, "eta": None, "expires": None, "group": None,
+                       "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": tid, "parent_id": None,
+                       "argsrepr": "[2, 3]", "kwargsrepr": "{}", "origin": f"gen{os.getpid()}@{platform.node()}",
+                       "ignore_result": True if ignore_result else None, "replaced_task_nesting": 0,
+                       "stamped_headers": None, "stamps": {}}
+            self.ch.basic_publish(amqp.Message(body, content_type="application/json", content_encoding="utf-8",
+                                               application_headers=headers, delivery_mode=2, priority=0,
+                                               correlation_id=tid, reply_to=self.REPLIES),
+                                  exchange="", routing_key=QUEUE)
+        wait_for(lambda: self._count(QUEUE) == n, "RabbitMQ to hold every message", interval=0.01)
+
+    def queued(self):
+        return self._count(QUEUE)
+
+    def results_stored(self):
+        return self._count(self.REPLIES)
+
+    def drained(self, n, store):
+        # Ready messages only: at most the prefetch window (concurrency x 4) is still unacknowledged
+        # then; settled() waits for those, untimed.
+        return self._count(QUEUE) == 0 and (not store or self._count(self.REPLIES) >= n)
+
+    def settled(self):
+        def unacked():
+            out = self.node.ctl("list_queues", "-q", "name", "messages_unacknowledged")
+            return all(line.split()[1] == "0" for line in out.splitlines() if line.startswith(QUEUE + "\t") or line.split()[:1] == [QUEUE])
+        wait_for(unacked, "every delivery to be acknowledged", interval=0.2)
+
+    def ceiling(self, n, window=256):
+        """Messages/s at which RabbitMQ alone delivers and takes acknowledgements for the filled
+        queue: a py-amqp consumer with prefetch `window`, acknowledging with `multiple` every 64."""
+        self.flush()
+        self.fill(n, ignore_result=True)
+        ch = self.conn.channel()
+        ch.basic_qos(0, window, False)
+        got = [0]
+
+        def on_message(m):
+            got[0] += 1
+            if got[0] % 64 == 0 or got[0] == n:
+                ch.basic_ack(m.delivery_tag, multiple=True)
+        cpu0, t0 = self.cpu_seconds(), time.perf_counter()
+        tag = ch.basic_consume(QUEUE, callback=on_message)
+        while got[0] < n:
+            self.conn.drain_events(timeout=PHASE_TIMEOUT)
+        elapsed = time.perf_counter() - t0
+        ch.basic_cancel(tag)
+        ch.close()
+        return n / elapsed, (self.cpu_seconds() - cpu0) / elapsed
+
+    def cpu_seconds(self):
+        """utime + stime of the node's beam.smp (in the process group the node was started in)."""
+        total = 0.0
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                f = proc_stat(pid)
+                if int(f[2]) == self.node.proc.pid and Path(f"/proc/{pid}/comm").read_text().strip() == "beam.smp":
+                    total += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+            except OSError:
+                pass
+        return total
+
+    def version(self):
+        return "rabbitmq-server " + self.conn.server_properties.get("version", "?")
+
+    def stop(self):
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+        self.node.shutdown()
+
 
 # ---- Workers: spawned in their own session, stopped by PID, measured through /proc -------------
-def spawn(kind: str, args, rs: RedisServer, logfile: Path) -> subprocess.Popen:
-    broker, backend, c = rs.url(BROKER_DB), rs.url(BACKEND_DB), str(args.concurrency)
+def spawn(kind: str, args, rs, logfile: Path) -> subprocess.Popen:
+    broker, backend, c = rs.broker_url, rs.backend_url, str(args.concurrency)
     if kind == "fnhost":
         argv = [args.fnhost, "serve", "--functions", args.functions, "-c", c,
                 "--broker", broker, "--backend", backend, "-l", "warning"]
@@ -187,30 +329,25 @@ def fill(client: redis.Redis, n: int, ignore_result: bool, chunk=1000):
 
 # ---- Measurements ------------------------------------------------------------------------------
 def drain(kind, args, rs, n, store: bool, logfile):
-    """Tasks/s from the first consumption to an empty queue and unacked hash (and, when results are
-    stored, all n results). With store, also the peak tree RSS; returns (rate, rss_kb, proc)."""
+    """Tasks/s from the first consumption to an empty queue with nothing unacknowledged (and, when
+    results are stored, all n results). With store, also the peak tree RSS; returns (rate, rss_kb, proc)."""
     rs.flush()
-    fill(rs.broker, n, ignore_result=not store)
+    rs.fill(n, ignore_result=not store)
     proc = spawn(kind, args, rs, logfile)
     stop_sampling = sample_rss(proc.pid) if store else None
-    r = rs.broker
-
-    def done():
-        queued, unacked = r.pipeline(transaction=False).llen(QUEUE).hlen("unacked").execute()
-        return queued == 0 and unacked == 0 and (not store or rs.backend.dbsize() >= n)
-
-    t0 = wait_for(lambda: r.llen(QUEUE) < n, f"{kind} to consume", proc, interval=0.002)
-    t1 = wait_for(done, f"{kind} to drain {n} messages", proc)
+    t0 = wait_for(lambda: rs.queued() < n, f"{kind} to consume", proc, interval=0.002)
+    t1 = wait_for(lambda: rs.drained(n, store), f"{kind} to drain {n} messages", proc)
+    rs.settled()
     rss = stop_sampling() if store else None
-    if not store and rs.backend.dbsize():
-        log(f"  note: {kind} stored {rs.backend.dbsize()} results though ignore_result was set")
+    if not store and rs.results_stored():
+        log(f"  note: {kind} stored {rs.results_stored()} results though ignore_result was set")
     return n / (t1 - t0), rss, proc
 
 
 def producer(rs):
     """A plain Celery 5.7 producer (a fresh one each time: flushing the DB drops the queue bindings
     an older producer believes it declared)."""
-    return closing(Celery("bench-producer", broker=rs.url(BROKER_DB), backend=rs.url(BACKEND_DB), set_as_current=False))
+    return closing(Celery("bench-producer", broker=rs.broker_url, backend=rs.backend_url, set_as_current=False))
 
 
 def round_trips(rs, calls: int, warmup: int):
@@ -297,36 +434,25 @@ ROWS = [  # key, label, format
 ]
 
 
-def main():
-    args = parse_args()
-    if not os.access(args.fnhost, os.X_OK):
-        sys.exit(f"{args.fnhost} is not executable: swift build -c release --product fnhost")
-    if not (Path(args.functions) / "libmath.so").is_file():
-        sys.exit(f"{args.functions}/libmath.so is missing: make functions")
-    rs = RedisServer()
-    logs = Path(tempfile.mkdtemp(prefix="fnhost-bench-logs-"))
+def run_broker(b, args, logs):
+    """Every round on broker `b`; returns (results, ceilings, broker CPU shares)."""
     results = {"fnhost": [], "celery": []}
-    ceilings, redis_cpu = [], []
-    try:
-        for i in range(1, args.rounds + 1):
-            ceiling, cpu = broker_ceiling(rs, args.n_fnhost)
-            ceilings.append(ceiling), redis_cpu.append(cpu)
-            log(f"round {i}/{args.rounds}: broker ceiling {ceiling:,.0f} msg/s (redis-server CPU {cpu:.0%})")
-            for kind in ("fnhost", "celery"):
-                m = measure_worker(kind, args, rs, logs / f"{kind}.log")
-                m["share"] = m["drain_ignored"] / ceiling
-                results[kind].append(m)
-                log(f"  {kind}: " + ", ".join(f"{k} {v:,.2f}" for k, v in m.items()))
-        redis_version = rs.broker.info("server")["redis_version"]
-    except Exception:
-        log(f"worker logs: {logs}")
-        raise
-    finally:
-        rs.stop()
-    shutil.rmtree(logs, ignore_errors=True)
+    ceilings, cpu = [], []
+    for i in range(1, args.rounds + 1):
+        ceiling, share = b.ceiling(args.n_fnhost)
+        ceilings.append(ceiling), cpu.append(share)
+        log(f"{b.name} round {i}/{args.rounds}: broker ceiling {ceiling:,.0f} msg/s (broker CPU {share:.0%})")
+        for kind in ("fnhost", "celery"):
+            m = measure_worker(kind, args, b, logs / f"{b.name}-{kind}.log")
+            m["share"] = m["drain_ignored"] / ceiling
+            results[kind].append(m)
+            log(f"  {kind}: " + ", ".join(f"{k} {v:,.2f}" for k, v in m.items()))
+    return results, ceilings, cpu
 
+
+def print_table(b, version, args, results, ceilings, cpu):
     med = {k: {key: statistics.median(m[key] for m in ms) for key, _, _ in ROWS} for k, ms in results.items()}
-    table = [("metric", "fnhost", "celery", "fnhost/celery")]
+    table = [(f"{b.name}: metric", "fnhost", "celery", "fnhost/celery")]
     for key, label, fmt in ROWS:
         f, c = med["fnhost"][key], med["celery"][key]
         table.append((label, fmt.format(f), fmt.format(c), f"{f / c:.2f}x" if c else "-"))
@@ -336,13 +462,40 @@ def main():
     print()
     for row in table:
         print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
-    print(f"\nmedians of {args.rounds} rounds, alternated fnhost/celery; nproc {os.cpu_count()}, "
-          f"redis-server {redis_version}, celery {celery.__version__}, redis-py {redis.__version__}, "
-          f"python {platform.python_version()}")
+    backend = "rpc:// (one reply queue)" if b.name == "rabbitmq" else "redis"
+    print(f"\nmedians of {args.rounds} rounds, alternated fnhost/celery; nproc {os.cpu_count()}, {version}, "
+          f"results {backend}, celery {celery.__version__}, python {platform.python_version()}")
     print(f"N: fnhost {args.n_fnhost}, celery {args.n_celery}, ceiling {args.n_fnhost}; concurrency "
-          f"{args.concurrency}; round trips {args.calls} after {args.warmup} warm-up; redis-server CPU "
-          f"during the ceiling {statistics.median(redis_cpu):.0%} of one core (below 100%: the ceiling is "
-          f"client-bound; Redis-bound estimate {statistics.median(c / u for c, u in zip(ceilings, redis_cpu)):,.0f} msg/s)")
+          f"{args.concurrency}; round trips {args.calls} after {args.warmup} warm-up; broker CPU during the "
+          f"ceiling {statistics.median(cpu):.0%} of one core (below 100%: the ceiling is client-bound; "
+          f"broker-bound estimate {statistics.median(c / u for c, u in zip(ceilings, cpu) if u):,.0f} msg/s)")
+
+
+def main():
+    args = parse_args()
+    if not os.access(args.fnhost, os.X_OK):
+        sys.exit(f"{args.fnhost} is not executable: swift build -c release --product fnhost")
+    if not (Path(args.functions) / "libmath.so").is_file():
+        sys.exit(f"{args.functions}/libmath.so is missing: make functions")
+    kinds = [k.strip() for k in args.brokers.split(",") if k.strip()]
+    unknown = set(kinds) - {"redis", "rabbitmq"}
+    if unknown:
+        sys.exit(f"unknown broker(s) {', '.join(sorted(unknown))}: use redis, rabbitmq")
+    logs = Path(tempfile.mkdtemp(prefix="fnhost-bench-logs-"))
+    tables = []
+    for kind in kinds:
+        b = RedisServer() if kind == "redis" else RabbitBroker()
+        try:
+            outcome = run_broker(b, args, logs)
+            tables.append((b, b.version(), *outcome))
+        except Exception:
+            log(f"worker logs: {logs}")
+            raise
+        finally:
+            b.stop()
+    shutil.rmtree(logs, ignore_errors=True)
+    for t in tables:
+        print_table(t[0], t[1], args, *t[2:])
 
 
 if __name__ == "__main__":

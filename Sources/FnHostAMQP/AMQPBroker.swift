@@ -63,6 +63,9 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
     private var stopping = false
     private var thread: pthread_t?
     private var reconnects = 0
+    /// Delivery tags of the current connection not acknowledged or rejected yet, ascending
+    /// (the I/O thread's own: acknowledged with `multiple` where a prefix is done).
+    private var outstanding: [UInt64] = []
 
     public init(settings: Settings, logger: Logger) {
         self.settings = settings
@@ -289,6 +292,7 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
                 while received.count < 512 {
                     let input = try consumer.next(timeout: 0)
                     if case .delivery(let incoming) = input {
+                        outstanding.append(incoming.deliveryTag)
                         received.append(delivery(from: incoming))
                     } else if case .cancelled(let tag) = input {
                         throw AMQPError("the broker cancelled consumer \(tag) (was its queue deleted?)")
@@ -338,6 +342,7 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
 
     private func lostConnection(_ error: Error) {
         consumer.close()
+        outstanding.removeAll()
         let dropped: Int = lock.withLock {
             connected = false
             generation += 1
@@ -379,11 +384,28 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
         }
         var drained: UInt64 = 0
         _ = read(wakeFD, &drained, 8)
+        var acks: Set<UInt64> = []
         for item in pending where item.generation == current {
             switch item.operation {
-            case .ack(let tag): try consumer.ack(tag)
-            case .reject(let tag, let requeue): try consumer.reject(tag, requeue: requeue)
+            case .ack(let tag): acks.insert(tag)
+            case .reject(let tag, let requeue):
+                try consumer.reject(tag, requeue: requeue)
+                outstanding.removeAll { $0 == tag }
             }
+        }
+        guard !acks.isEmpty else { return }
+        // The longest prefix of outstanding tags that are all acknowledged goes as one
+        // `basic.ack multiple`; the rest one by one.
+        var prefix = 0
+        while prefix < outstanding.count && acks.contains(outstanding[prefix]) { prefix += 1 }
+        if prefix > 1 {
+            try consumer.ack(outstanding[prefix - 1], multiple: true)
+            for tag in outstanding[..<prefix] { acks.remove(tag) }
+            outstanding.removeFirst(prefix)
+        }
+        for tag in acks.sorted() {
+            try consumer.ack(tag)
+            outstanding.removeAll { $0 == tag }
         }
     }
 

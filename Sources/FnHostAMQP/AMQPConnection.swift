@@ -518,23 +518,55 @@ public final class AMQPConnection {
         if flags & fnhost_amqp_flag_delivery_mode() != 0 { p.deliveryMode = props.delivery_mode }
         if flags & fnhost_amqp_flag_priority() != 0 { p.priority = props.priority }
         if flags & fnhost_amqp_flag_headers() != 0 {
-            var table = props.headers
-            var size = 65536
-            while true {
-                var buffer = [UInt8](repeating: 0, count: size)
-                var offset = 0
-                let rc = buffer.withUnsafeMutableBytes { raw in
-                    amqp_encode_table(amqp_bytes_t(len: raw.count, bytes: raw.baseAddress), &table, &offset)
-                }
-                if rc == AMQP_STATUS_TABLE_TOO_BIG.rawValue, size < 256 << 20 { size *= 8; continue }
-                guard rc == AMQP_STATUS_OK.rawValue else { throw AMQPError("undecodable headers: \(statusText(rc))", connectionLost: false) }
-                do { p.headers = try AMQPFieldTable.decode(Array(buffer[..<offset])) } catch {
-                    throw AMQPError("undecodable headers: \(error)", connectionLost: false)
-                }
-                break
-            }
+            do { p.headers = try json(props.headers, depth: 0) } catch { throw AMQPError("undecodable headers: \(error)", connectionLost: false) }
         }
         return p
+    }
+}
+
+extension AMQPConnection {
+    /// A decoded field table as JSON, read straight from rabbitmq-c's structures (no copy
+    /// through the wire format). Kinds as in `AMQPFieldTable`.
+    static func json(_ table: amqp_table_t, depth: Int) throws(AMQPFieldTable.Error) -> JSONObject {
+        guard depth < AMQPFieldTable.maximumDepth else { throw .init(description: "field table nested deeper than \(AMQPFieldTable.maximumDepth)") }
+        var entries: [(key: String, value: JSON)] = []
+        entries.reserveCapacity(Int(table.num_entries))
+        for i in 0..<Int(max(0, table.num_entries)) {
+            let entry = table.entries[i]
+            entries.append((key: string(entry.key), value: try json(entry.value, depth: depth)))
+        }
+        return JSONObject(entries)
+    }
+
+    static func json(_ field: amqp_field_value_t, depth: Int) throws(AMQPFieldTable.Error) -> JSON {
+        let v = field.value
+        switch field.kind {
+        case UInt8(ascii: "t"): return .bool(v.boolean != 0)
+        case UInt8(ascii: "b"): return .int(Int64(v.i8))
+        case UInt8(ascii: "B"): return .int(Int64(v.u8))
+        case UInt8(ascii: "s"): return .int(Int64(v.i16))
+        case UInt8(ascii: "u"): return .int(Int64(v.u16))
+        case UInt8(ascii: "I"): return .int(Int64(v.i32))
+        case UInt8(ascii: "i"): return .int(Int64(v.u32))
+        case UInt8(ascii: "l"): return .int(v.i64)
+        case UInt8(ascii: "L"): return v.u64 <= UInt64(Int64.max) ? .int(Int64(v.u64)) : .uint(v.u64)
+        case UInt8(ascii: "T"): return .int(Int64(bitPattern: v.u64))
+        case UInt8(ascii: "f"): return .double(Double(v.f32))
+        case UInt8(ascii: "d"): return .double(v.f64)
+        case UInt8(ascii: "D"):
+            var d = Double(Int32(bitPattern: v.decimal.value))
+            for _ in 0..<v.decimal.decimals { d /= 10 }
+            return .double(d)
+        case UInt8(ascii: "S"), UInt8(ascii: "x"): return .string(string(v.bytes))
+        case UInt8(ascii: "V"): return .null
+        case UInt8(ascii: "F"): return .object(try json(v.table, depth: depth + 1))
+        case UInt8(ascii: "A"):
+            guard depth + 1 < AMQPFieldTable.maximumDepth else { throw .init(description: "field table nested deeper than \(AMQPFieldTable.maximumDepth)") }
+            var items: [JSON] = []
+            for i in 0..<Int(max(0, v.array.num_entries)) { items.append(try json(v.array.entries[i], depth: depth + 1)) }
+            return .array(items)
+        default: throw .init(description: "unknown field type 0x\(String(field.kind, radix: 16))")
+        }
     }
 }
 

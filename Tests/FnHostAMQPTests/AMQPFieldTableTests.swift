@@ -1,3 +1,4 @@
+import CRabbitMQ
 import CeleryProtocol
 import Testing
 @testable import FnHostAMQP
@@ -73,5 +74,25 @@ import Testing
         for _ in 0..<(AMQPFieldTable.maximumDepth + 1) { nested = ["n": .object(nested)] }
         let deep = try! AMQPFieldTable.encode(nested)
         #expect(throws: AMQPFieldTable.Error.self) { try AMQPFieldTable.decode(deep) }
+    }
+}
+
+/// The struct walker that reads headers of received messages, against the codec: a table
+/// encoded here and decoded by rabbitmq-c reads back the same.
+@Suite struct AMQPHeaderWalkerTests {
+    @Test func readsBackWhatRabbitMQCDecoded() throws {
+        var table = AMQPFieldTableTests.headers
+        table["big"] = .int(1 << 40)
+        let bytes = try AMQPFieldTable.encode(table)
+        var pool = amqp_pool_t()
+        init_amqp_pool(&pool, 4096)
+        defer { empty_amqp_pool(&pool) }
+        var decoded = amqp_table_t()
+        var offset = 0
+        let rc = bytes.withUnsafeBytes { raw in
+            amqp_decode_table(amqp_bytes_t(len: raw.count, bytes: UnsafeMutableRawPointer(mutating: raw.baseAddress)), &pool, &decoded, &offset)
+        }
+        #expect(rc == 0)
+        #expect(try AMQPConnection.json(decoded, depth: 0) == table)
     }
 }
