@@ -124,6 +124,17 @@ def test_failed_chord_part_fails_the_body_with_chord_error(host, app, redis_dbs)
         app.AsyncResult(result.id).get(timeout=RESULT_TIMEOUT)
 
 
+def test_a_chain_in_a_chord_header_failing_early_still_fails_the_chord(host, app, redis_dbs):
+    # div fails, so mul (the chain's last step, the chord member) never runs: its part is counted
+    # as failed by the failing step, and the body fails instead of waiting forever.
+    header = [chain(sig(app, "math.div", 1, 0), sig(app, "math.mul", 2)), sig(app, "math.add", 1, 1)]
+    result = chord(header)(sig(app, "math.xsum"))
+    with pytest.raises((ChordError, ZeroDivisionError)):
+        result.get(timeout=RESULT_TIMEOUT)
+    meta = wait_until(lambda: task_meta(redis_dbs.backend, result.id), RESULT_TIMEOUT, "the chord body's result")
+    assert meta["status"] == "FAILURE" and meta["result"]["exc_type"] == "ChordError"
+
+
 def test_one_link_runs_with_the_result(host, app):
     result = sig(app, "math.add", 2, 2).apply_async(link=sig(app, "math.mul", 10))
     assert result.get(timeout=RESULT_TIMEOUT) == 4
