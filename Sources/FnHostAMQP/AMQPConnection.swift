@@ -266,6 +266,14 @@ public final class AMQPConnection {
         try check("binding queue '\(queue)' to exchange '\(exchange)'")
     }
 
+    /// Messages ready in `queue` (a passive `queue.declare`); throws 404 when it does not exist.
+    public func messageCount(queue: String) throws(AMQPError) -> Int {
+        let state = try live()
+        let ok = withBytes(queue) { q in amqp_queue_declare(state, channel, q, 1, 0, 0, 0, amqp_empty_table) }
+        try check("looking up queue '\(queue)'")
+        return Int(ok?.pointee.message_count ?? 0)
+    }
+
     /// `queue.purge`; returns how many messages were removed.
     @discardableResult
     public func purge(queue: String) throws(AMQPError) -> Int {
@@ -285,10 +293,10 @@ public final class AMQPConnection {
         try check("setting the prefetch count (basic.qos)")
     }
 
-    /// `basic.consume` with acknowledgements on; returns the consumer tag.
-    public func consume(queue: String, consumerTag: String) throws(AMQPError) {
+    /// `basic.consume`, with acknowledgements unless `noAck`.
+    public func consume(queue: String, consumerTag: String, noAck: Bool = false) throws(AMQPError) {
         let state = try live()
-        withBytes(queue) { q in withBytes(consumerTag) { t in _ = amqp_basic_consume(state, channel, q, t, 0, 0, 0, amqp_empty_table) } }
+        withBytes(queue) { q in withBytes(consumerTag) { t in _ = amqp_basic_consume(state, channel, q, t, 0, noAck ? 1 : 0, 0, amqp_empty_table) } }
         try check("consuming from queue '\(queue)'")
     }
 
