@@ -25,6 +25,8 @@ build: deps
 functions: build
 	$(CC) -O2 -Wall -Werror -shared -fPIC $$($(FNHOST) cflags) -o $(FUNCTIONS)/libmath.so.tmp functions/src/math/math.c
 	mv -f $(FUNCTIONS)/libmath.so.tmp $(FUNCTIONS)/libmath.so
+	$(CC) -O2 -Wall -Werror -shared -fPIC $$($(FNHOST) cflags) -o $(FUNCTIONS)/libimages.so.tmp functions/src/images/images.c -lpng
+	mv -f $(FUNCTIONS)/libimages.so.tmp $(FUNCTIONS)/libimages.so
 	$(SWIFT) build -c $(CONFIG) --product text
 	cp $(BUILD)/libtext.so $(FUNCTIONS)/libtext.so.tmp && mv -f $(FUNCTIONS)/libtext.so.tmp $(FUNCTIONS)/libtext.so
 

@@ -2,7 +2,7 @@
 # Installs the Debian packages fnhost builds and tests with, only those that are missing.
 set -euo pipefail
 need=()
-for pkg in libhiredis-dev librabbitmq-dev libffi-dev libssl-dev pkg-config redis-server rabbitmq-server python3-venv; do
+for pkg in libhiredis-dev librabbitmq-dev libffi-dev libssl-dev libpng-dev pkg-config redis-server rabbitmq-server python3-venv; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

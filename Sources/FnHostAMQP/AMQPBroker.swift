@@ -66,6 +66,10 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
     /// Delivery tags of the current connection not acknowledged or rejected yet, ascending
     /// (the I/O thread's own: acknowledged with `multiple` where a prefix is done).
     private var outstanding: [UInt64] = []
+    /// The queues the consuming connection consumes now (the I/O thread's own).
+    private var consuming: Set<String> = []
+    /// Set by `declare` when the queue set changed (a hot reload) while consuming.
+    private var queuesChanged = false
 
     public init(settings: Settings, logger: Logger) {
         self.settings = settings
@@ -107,10 +111,11 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
             throw error
         }
         let start: Bool = lock.withLock {
+            if self.queues != queues { queuesChanged = true }
             self.queues = queues
             return thread == nil
         }
-        if start { thread = startThread(name: "fnhost-amqp-consumer") { [self] in run() } }
+        if start { thread = startThread(name: "fnhost-amqp-consumer") { [self] in run() } } else { wake() }
     }
 
     /// Declares task queue `queue` and its direct exchange as Celery does. A 406 (the queue
@@ -287,11 +292,17 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
                 }
             }
             do {
+                try applyQueueChanges()
                 try flushOperations()
                 var received: [Delivery] = []
                 while received.count < 512 {
                     let input = try consumer.next(timeout: 0)
                     if case .delivery(let incoming) = input {
+                        guard consuming.contains(incoming.consumerTag) else {
+                            // From a consumer cancelled by a reload, sent before the cancel: back it goes.
+                            try consumer.reject(incoming.deliveryTag, requeue: true)
+                            continue
+                        }
                         outstanding.append(incoming.deliveryTag)
                         received.append(delivery(from: incoming))
                     } else if case .cancelled(let tag) = input {
@@ -327,17 +338,56 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
         for queue in queues { try Self.declareTaskQueue(queue, on: consumer, topology: settings.topology, logger: logger) }
         let anyQuorum = queues.contains { settings.topology.isQuorum($0) }
         if total > 0 && !anyQuorum { try consumer.qos(prefetchCount: total, global: true) }
+        consuming = []
         for queue in queues {
             try consumer.qos(prefetchCount: perQueue[queue] ?? total, global: false)
             try consumer.consume(queue: queue, consumerTag: queue)
+            consuming.insert(queue)
         }
         let wasReconnect = lock.withLock { () -> Bool in
+            queuesChanged = false
             connected = true
             let again = generation > 0
             if again { reconnects += 1 }
             return again
         }
         if wasReconnect { logger.notice("consuming from \(settings.url) again: queues [\(queues.joined(separator: ", "))]") }
+    }
+
+    /// After a reload changed the queue set: consume the new queues, cancel the removed ones and
+    /// give back what is buffered from them (unstarted, so nothing runs twice).
+    private func applyQueueChanges() throws {
+        let (changed, queues, perQueue, total) = lock.withLock { () -> (Bool, [String], [String: Int], Int) in
+            let c = queuesChanged
+            queuesChanged = false
+            return (c, self.queues, perQueuePrefetch, channelPrefetch)
+        }
+        guard changed else { return }
+        let wanted = Set(queues)
+        for queue in queues where !consuming.contains(queue) {
+            try Self.declareTaskQueue(queue, on: consumer, topology: settings.topology, logger: logger)
+            try consumer.qos(prefetchCount: perQueue[queue] ?? total, global: false)
+            try consumer.consume(queue: queue, consumerTag: queue)
+            consuming.insert(queue)
+        }
+        let removed = consuming.subtracting(wanted)
+        guard !removed.isEmpty else { return }
+        for queue in removed.sorted() {
+            try consumer.cancel(consumerTag: queue)
+            consuming.remove(queue)
+        }
+        let giveBack: [Delivery] = lock.withLock {
+            let back = buffer.filter { removed.contains($0.queue) }
+            buffer.removeAll { removed.contains($0.queue) }
+            for d in back { unsettled[d.tag] = nil }
+            return back
+        }
+        for d in giveBack {
+            guard let (_, tag) = Self.parse(tag: d.tag) else { continue }
+            try consumer.reject(tag, requeue: true)
+            outstanding.removeAll { $0 == tag }
+        }
+        logger.info("stopped consuming [\(removed.sorted().joined(separator: ", "))]; gave \(giveBack.count) unstarted deliveries back")
     }
 
     private func lostConnection(_ error: Error) {

@@ -300,6 +300,13 @@ public final class AMQPConnection {
         try check("consuming from queue '\(queue)'")
     }
 
+    /// `basic.cancel`: the consumer stops; deliveries already sent may still arrive.
+    public func cancel(consumerTag: String) throws(AMQPError) {
+        let state = try live()
+        withBytes(consumerTag) { t in _ = amqp_basic_cancel(state, channel, t) }
+        try check("cancelling consumer '\(consumerTag)'")
+    }
+
     /// `basic.ack` (with `multiple`, every delivery up to `tag`).
     public func ack(_ tag: UInt64, multiple: Bool = false) throws(AMQPError) {
         let state = try live()

@@ -50,6 +50,11 @@ public final class RedisResultBackend: ResultBackend, @unchecked Sendable {
         return done
     }
 
+    /// Runs `body` with the backend's connection, under its lock.
+    func withConnection<T>(_ body: (RedisConnection) throws -> T) throws -> T {
+        try lock.withLock { try body(connection) }
+    }
+
     public func close() {
         lock.withLock { connection.disconnect() }
     }

@@ -113,4 +113,86 @@ enum RedisScripts {
         end
         return 0
         """
+
+    /// Celery 5.7's CHORD_PART_RETURN_LUA (celery/backends/redis.py), unchanged but for one
+    /// line: a caller that already holds the claim with the same token is told it won, so a
+    /// retried settlement applies the body it claimed. KEYS: .j .t .s .d <group> .c.
+    /// ARGV: task id, member, ordered, score, expires, group expires, claim expires, token.
+    static let chordPartReturn = """
+        local jkey, tkey, skey, dkey, gkey, ckey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+        local tid, value, ordered, score = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+        local expires, group_expires = tonumber(ARGV[5]), tonumber(ARGV[6])
+        local claim_expires = tonumber(ARGV[7])
+        local claim_token = ARGV[8]
+        local done_marker = redis.call('GET', ckey)
+        if done_marker == 'done' then
+            return {-1, 0, 0, 0}
+        end
+        local member = tid .. ':' .. score
+        if redis.call('SISMEMBER', dkey, member) == 0 then
+            if ordered == '1' then
+                redis.call('ZADD', jkey, score, value)
+            else
+                redis.call('RPUSH', jkey, value)
+            end
+            redis.call('SADD', dkey, member)
+        end
+        local readycount
+        if ordered == '1' then
+            readycount = redis.call('ZCOUNT', jkey, '-inf', '+inf')
+        else
+            readycount = redis.call('LLEN', jkey)
+        end
+        if expires > 0 then
+            for _, key in ipairs({jkey, tkey, skey, dkey}) do
+                redis.call('EXPIRE', key, expires)
+            end
+            if group_expires > 0 then
+                redis.call('EXPIRE', gkey, group_expires)
+            end
+        end
+        local totaldiff = redis.call('GET', tkey)
+        local size = redis.call('GET', skey)
+        local claimed = 0
+        if size and readycount == tonumber(size) + tonumber(totaldiff or 0) then
+            if done_marker == claim_token then
+                claimed = 1
+            elseif redis.call('SET', ckey, claim_token, 'NX', 'EX', claim_expires) then
+                claimed = 1
+            end
+        end
+        return {readycount, totaldiff, size, claimed}
+        """
+
+    /// Celery 5.7's CHORD_CLEANUP_LUA: if the claim is still ours, delete the chord's keys and
+    /// leave a "done" marker. KEYS: .c .j .t .s .d. ARGV: token, done expiry.
+    static let chordCleanup = """
+        local ckey, jkey, tkey, skey, dkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+        local token = ARGV[1]
+        local done_expires = tonumber(ARGV[2])
+        if redis.call('GET', ckey) == token then
+            redis.call('DEL', jkey, tkey, skey, dkey)
+            if done_expires and done_expires > 0 then
+                redis.call('SET', ckey, 'done', 'EX', done_expires)
+            end
+            return 1
+        end
+        return 0
+        """
+
+    /// Celery 5.7's CHORD_CLAIM_EXTEND_LUA: extend the dispatch claim while this host owns it,
+    /// or take it back if it expired while the chord's size is still there. KEYS: .c .s.
+    /// ARGV: token, seconds. Returns 1 when this host owns the claim.
+    static let chordClaimExtend = """
+        local ckey, skey = KEYS[1], KEYS[2]
+        local token = ARGV[1]
+        local expires = tonumber(ARGV[2])
+        if redis.call('GET', ckey) == token then
+            return redis.call('EXPIRE', ckey, expires)
+        end
+        if not redis.call('GET', ckey) and redis.call('EXISTS', skey) == 1 then
+            return redis.call('SET', ckey, token, 'EX', expires, 'NX') and 1 or 0
+        end
+        return 0
+        """
 }

@@ -16,6 +16,16 @@ import Testing
         #expect(host.broker.result("done") == nil)
     }
 
+    @Test func aRedeliveredGroupMemberRunsAgainSoItsChordPartIsCounted() throws {
+        let host = try TestHost(functions: ["work": "{}"], concurrency: 1, handlers: ["work": succeed])
+        host.start()
+        defer { host.stop() }
+        let member = delivery(of: try taskMessage(id: "member", task: "work", ["redelivered": true, "group": "g-1", "group_index": 0]), queue: "work")
+        host.dispatcher.received([member], alreadySucceeded: ["member"])
+        #expect(eventually { host.executor.startedIds == ["member"] })
+        host.settle()
+    }
+
     @Test func theInMemoryBackendReportsOnlySuccesses() throws {
         let backend = InMemoryBroker()
         try backend.store([.success(taskId: "a", resultJSON: Array("1".utf8)),

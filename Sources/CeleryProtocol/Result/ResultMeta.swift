@@ -17,6 +17,9 @@ public struct ResultMeta: Sendable {
     /// Where the rpc:// backend sends the document: the task message's `reply_to` (not part of
     /// the document itself; other backends ignore it).
     public var replyTo: String?
+    /// Result tuples of what the task started (`[[id, null], null]` per task, `[[gid, null],
+    /// [members]]` per group): Python's `AsyncResult.children`.
+    public var children: [JSON] = []
 
     public init(status: TaskState, resultJSON: [UInt8], traceback: String? = nil, taskId: String,
                 groupId: String? = nil, parentId: String? = nil, dateDone: Double = CeleryTime.now()) {
@@ -51,7 +54,9 @@ public struct ResultMeta: Sendable {
         out.append(contentsOf: resultJSON)
         out.append(contentsOf: #","traceback":"#.utf8)
         if let traceback { JSONWriter.writeString(traceback, into: &out) } else { out.append(contentsOf: "null".utf8) }
-        out.append(contentsOf: #","children":[],"date_done":"#.utf8)
+        out.append(contentsOf: #","children":"#.utf8)
+        JSONWriter.write(.array(children), into: &out)
+        out.append(contentsOf: #","date_done":"#.utf8)
         if status.isReady { JSONWriter.writeString(CeleryTime.isoformat(dateDone), into: &out) } else { out.append(contentsOf: "null".utf8) }
         if let groupId {
             out.append(contentsOf: #","group_id":"#.utf8)

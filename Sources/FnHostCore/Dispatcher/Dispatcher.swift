@@ -44,6 +44,7 @@ public final class Dispatcher: @unchecked Sendable {
     private let configuration: Configuration
     private let executor: any TaskExecutor
     private let outcomes: OutcomeHandler
+    private let canvas: Canvas?
     private let logger: Logger
     private let clock: @Sendable () -> Double
     private let lock = ConditionLock()
@@ -66,7 +67,9 @@ public final class Dispatcher: @unchecked Sendable {
     private var functionOrder: [String]
 
     public init(registry: TaskRegistry, configuration: Configuration, executor: any TaskExecutor,
-                outcomes: OutcomeHandler, logger: Logger, clock: @escaping @Sendable () -> Double = CeleryTime.now) {
+                outcomes: OutcomeHandler, logger: Logger, clock: @escaping @Sendable () -> Double = CeleryTime.now,
+                canvas: Canvas? = nil) {
+        self.canvas = canvas
         self.registry = registry
         self.configuration = configuration
         self.executor = executor
@@ -215,7 +218,8 @@ public final class Dispatcher: @unchecked Sendable {
     /// scheduled for its ETA, or reserved to run. Once shutdown has begun, deliveries are given back.
     ///
     /// A delivery whose task id is in `alreadySucceeded` (a redelivery of a task whose SUCCESS
-    /// is stored) is acknowledged without running again.
+    /// is stored) is acknowledged without running again, unless it belongs to a group (a chord
+    /// part is counted after the result is stored, so it must be counted again).
     public func received(_ deliveries: [Delivery], alreadySucceeded: Set<String> = []) {
         var settlements: [Settlement] = []
         var scheduleLater: [(TaskRequest, Double)] = []
@@ -232,7 +236,9 @@ public final class Dispatcher: @unchecked Sendable {
                     settlements.append(Settlement(delivery: delivery, disposition: .requeue))
                     continue
                 }
-                if case .success(let m) = delivery.message, alreadySucceeded.contains(m.id) {
+                // A group member runs again: its chord part may not have been counted before the
+                // host that stored its SUCCESS died, and counting is idempotent.
+                if case .success(let m) = delivery.message, alreadySucceeded.contains(m.id), m.group == nil {
                     logger.info("task \(m.task)[\(m.id)] was redelivered but already succeeded: acknowledged without running it again")
                     settlements.append(Settlement(delivery: delivery, disposition: .ack))
                     continue
@@ -427,7 +433,15 @@ public final class Dispatcher: @unchecked Sendable {
             if request.function.options.acksLate { outcomes.submit(Settlement(delivery: request.delivery, disposition: .requeue)) }
             return
         }
-        outcomes.submit(Settlement.of(request, outcome: outcome, now: clock()))
+        var settlement = Settlement.of(request, outcome: outcome, now: clock())
+        if let canvas {
+            let succeeded = if case .succeeded? = settlement.finished { true } else { false }
+            canvas.continue(&settlement, request: request)
+            if succeeded, case .failed(let e, _)? = settlement.finished {
+                logger.error("task \(request.name)[\(request.id)] succeeded but its canvas cannot continue, so it fails: \(e.type): \(e.message)")
+            }
+        }
+        outcomes.submit(settlement)
         pump()
     }
 

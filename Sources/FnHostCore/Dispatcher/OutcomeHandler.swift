@@ -7,14 +7,17 @@ import Glibc
 
 /// Performs settlements on the broker and the result backend, on a thread of its own, in batches.
 ///
-/// Guarantees: settlements are carried out in the order submitted; within a batch every publish
-/// happens before any result is stored, and every result is stored before any delivery is
+/// Guarantees: settlements are carried out in the order submitted; within a batch chord sizes
+/// are set before anything is published, every publish happens before any result is stored,
+/// chord parts are counted (and a completed chord's body applied, once) after results are
+/// stored, errbacks are published after that, and all of it before any delivery is
 /// acknowledged or given back. A batch that fails (broker or backend down) is retried with
 /// capped backoff until it succeeds or the handler is stopped: nothing is dropped, and a
 /// delivery is never acknowledged before its result is written.
 public final class OutcomeHandler: @unchecked Sendable {
     private let broker: any Broker
     private let backend: (any ResultBackend)?
+    private let canvas: Canvas?
     private let logger: Logger
     private let lock = ConditionLock()
     private var pending: [Settlement] = []
@@ -24,9 +27,11 @@ public final class OutcomeHandler: @unchecked Sendable {
     /// The most settlements carried out in one round trip.
     public let batchSize: Int
 
-    public init(broker: any Broker, backend: (any ResultBackend)?, logger: Logger, batchSize: Int = 256) {
+    /// `canvas` applies chord bodies when a batch completes a chord (needed only with canvas).
+    public init(broker: any Broker, backend: (any ResultBackend)?, logger: Logger, batchSize: Int = 256, canvas: Canvas? = nil) {
         self.broker = broker
         self.backend = backend
+        self.canvas = canvas
         self.logger = logger
         self.batchSize = batchSize
     }
@@ -105,12 +110,21 @@ public final class OutcomeHandler: @unchecked Sendable {
 
     /// How far a batch got, so a retried batch never publishes a follow-up message twice.
     private struct Progress {
+        var sizesSet = false
         var published = 0
         var stored = false
+        var chords = ChordProgress()
+        var publishedAfterStore = 0
         var acked = false
     }
 
     private func perform(_ batch: [Settlement], progress: inout Progress) throws {
+        let sizes = batch.flatMap(\.chordSizes)
+        if !progress.sizesSet, !sizes.isEmpty {
+            guard let chords = backend as? any ChordBackend else { throw CanvasSettlementError("the result backend cannot run chords") }
+            try chords.setChordSizes(sizes)
+        }
+        progress.sizesSet = true
         let messages = batch.flatMap(\.publish)
         while progress.published < messages.count {
             let (queue, message) = messages[progress.published]
@@ -120,6 +134,13 @@ public final class OutcomeHandler: @unchecked Sendable {
         let results = batch.flatMap(\.results)
         if !progress.stored, !results.isEmpty, let backend { try backend.store(results) }
         progress.stored = true
+        try countChordParts(batch.flatMap(\.chordParts), progress: &progress.chords)
+        let after = batch.flatMap(\.publishAfterStore)
+        while progress.publishedAfterStore < after.count {
+            let (queue, message) = after[progress.publishedAfterStore]
+            try broker.publish(message, toQueue: queue)
+            progress.publishedAfterStore += 1
+        }
         let acks = batch.compactMap { $0.disposition == .ack ? $0.delivery : nil }
         if !progress.acked, !acks.isEmpty { try broker.ack(acks) }
         progress.acked = true
@@ -135,5 +156,74 @@ public final class OutcomeHandler: @unchecked Sendable {
             return (delivery, reason)
         }
         if !dead.isEmpty { try broker.deadLetter(dead) }
+    }
+}
+
+struct CanvasSettlementError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension OutcomeHandler {
+    /// How far the chord step of a batch got: a retried batch re-counts a part with the same
+    /// claim token (the backend ignores the duplicate and recognizes its own claim) and never
+    /// publishes a body twice.
+    struct ChordProgress {
+        var done = 0
+        var token: String?
+        var joined: Continuation?
+        var claimExtended = false
+        var sizesSet = false
+        var published = 0
+        var stored = false
+        var publishedAfterStore = 0
+    }
+
+    /// Counts each chord part on the backend; where one completes its chord and this host wins
+    /// the claim, applies the body (or fails it with ChordError), then releases the chord.
+    func countChordParts(_ parts: [ChordPart], progress: inout ChordProgress) throws {
+        guard !parts.isEmpty else { return }
+        guard let chords = backend as? any ChordBackend, let canvas else {
+            throw CanvasSettlementError("chord parts to count, but the result backend cannot run chords")
+        }
+        while progress.done < parts.count {
+            let part = parts[progress.done]
+            let token = progress.token ?? Canvas.uuid4()
+            progress.token = token
+            if progress.joined == nil {
+                guard let results = try chords.chordPartReturned(part, claimToken: token) else {
+                    progress = ChordProgress(done: progress.done + 1)
+                    continue
+                }
+                progress.joined = canvas.chordJoined(part, results: results)
+            }
+            let next = progress.joined!
+            if !progress.claimExtended, !next.chordFailed {
+                // As Celery 5.7 does before publishing: a claim that expired meanwhile (a slow
+                // retry) may have passed to another host, which then applies the body instead.
+                guard try chords.extendChordClaim(groupId: part.groupId, claimToken: token, seconds: 30) else {
+                    logger.warning("chord \(part.groupId): the dispatch claim passed to another host; it applies the body")
+                    progress = ChordProgress(done: progress.done + 1)
+                    continue
+                }
+            }
+            progress.claimExtended = true
+            if !progress.sizesSet, !next.chordSizes.isEmpty { try chords.setChordSizes(next.chordSizes) }
+            progress.sizesSet = true
+            while progress.published < next.publish.count {
+                let (queue, message) = next.publish[progress.published]
+                try broker.publish(message, toQueue: queue)
+                progress.published += 1
+            }
+            if !progress.stored, !next.results.isEmpty { try chords.store(next.results) }
+            progress.stored = true
+            while progress.publishedAfterStore < next.publishAfterStore.count {
+                let (queue, message) = next.publishAfterStore[progress.publishedAfterStore]
+                try broker.publish(message, toQueue: queue)
+                progress.publishedAfterStore += 1
+            }
+            try chords.chordFinished(groupId: part.groupId, claimToken: token, failed: next.chordFailed)
+            progress = ChordProgress(done: progress.done + 1)
+        }
     }
 }

@@ -22,10 +22,24 @@ public struct Settlement: Sendable {
         case deadLetter(reason: String)
     }
 
+    /// How the task itself ended, when this settles a finished run (the canvas continues from it).
+    public enum Finished: Sendable {
+        case succeeded(resultJSON: [UInt8])
+        case failed(TaskException, traceback: String?)
+    }
+
     public var delivery: Delivery?
     public var publish: [(queue: String, message: TaskMessage)]
     public var results: [ResultMeta]
     public var disposition: Disposition
+    /// Set by `of(_:outcome:)` when the task succeeded or failed for good (not retried, not requeued).
+    public var finished: Finished?
+    /// Chord sizes (`.s`) to set before anything is published (chords applied by this host).
+    public var chordSizes: [(groupId: String, size: Int)] = []
+    /// Chord header parts to count once results are stored; the claim winner applies the body.
+    public var chordParts: [ChordPart] = []
+    /// Messages published once results are stored (errbacks, which may read the failure).
+    public var publishAfterStore: [(queue: String, message: TaskMessage)] = []
 
     public init(delivery: Delivery?, publish: [(queue: String, message: TaskMessage)] = [], results: [ResultMeta] = [], disposition: Disposition) {
         self.delivery = delivery
@@ -62,10 +76,12 @@ public struct Settlement: Sendable {
         }
         func failed(_ exception: TaskException, traceback: String? = nil, deadLetter: Bool = false) -> Settlement {
             let text = traceback ?? Settlement.traceback(exception, context: "task \(message.task)[\(message.id)] in plugin \(request.function.plugin)")
-            return Settlement(delivery: request.delivery,
+            var settlement = Settlement(delivery: request.delivery,
                        results: result(.exception(exception, taskId: message.id, traceback: text,
                                                   groupId: message.group, parentId: message.parentId)),
                        disposition: deadLetter ? .deadLetter(reason: "\(exception.type): \(exception.message)") : done)
+            settlement.finished = .failed(exception, traceback: text)
+            return settlement
         }
         /// A copy with `retries + 1` and an `eta` published to the same queue, RETRY stored, then acked.
         func retried(countdown delay: Double, reason: String, exception: TaskException?) -> Settlement {
@@ -88,9 +104,11 @@ public struct Settlement: Sendable {
         }
         switch outcome {
         case .success(let json):
-            return Settlement(delivery: request.delivery,
+            var settlement = Settlement(delivery: request.delivery,
                               results: result(.success(taskId: message.id, resultJSON: json, groupId: message.group, parentId: message.parentId)),
                               disposition: done)
+            settlement.finished = .succeeded(resultJSON: json)
+            return settlement
         case .failure(let exception, let traceback):
             let policy = RetryPolicy(request.function.options)
             if policy.autoretry && policy.allowsRetry(after: message.retries) {

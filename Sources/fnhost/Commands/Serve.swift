@@ -93,7 +93,8 @@ struct Serve: ParsableCommand {
             deduplicateSuccessfulTasks: file.deduplicateSuccessfulTasks,
             pluginLogLevel: plugins.pythonLogLevel,
             amqp: file.amqp,
-            allowUntrustedPlugins: plugins.allowUntrustedPlugins)
+            allowUntrustedPlugins: plugins.allowUntrustedPlugins,
+            taskRoutes: file.taskRoutes)
         let logger = LogSetup.bootstrap(try plugins.logLevel)
         for key in file.ignored { logger.warning("config: \(key) is not supported yet and is ignored") }
         if let metricsPort { logger.warning("--metrics-port \(metricsPort): the metrics endpoint is not part of this version yet; nothing listens there") }

@@ -44,6 +44,8 @@ struct ConfigFile {
     /// RabbitMQ: `broker_heartbeat`, `broker_use_ssl`, `task_queue_max_priority`,
     /// `task_default_queue_type`, `result_persistent`.
     var amqp = Transports.AMQPSettings()
+    /// `task_routes`: task name or glob pattern -> queue (exact names win; patterns are tried by name order).
+    var taskRoutes: [(pattern: String, queue: String)] = []
     /// Settings recognized but not implemented yet in this version (warned about, ignored).
     var ignored: [String] = []
 
@@ -52,7 +54,7 @@ struct ConfigFile {
     }
 
     static let plannedKeys: Set<String> = [
-        "task_routes", "task_acks_late",
+        "task_acks_late",
     ]
 
     /// Loads and validates `path`; every error names the file, and the line where YAML knows it.
@@ -130,6 +132,14 @@ struct ConfigFile {
             case "result_persistent":
                 guard let b = value.boolValue else { throw fail(key, "must be true or false") }
                 config.amqp.resultPersistent = b
+            case "task_routes":
+                guard case .object(let routes) = value else { throw fail(key, "must map task names (or glob patterns) to a queue name or {queue: name}") }
+                for (name, route) in routes.entries {
+                    guard let queue = route.stringValue ?? route["queue"]?.stringValue, !queue.isEmpty else {
+                        throw fail("task_routes.\(name)", "must be a queue name or {queue: name}")
+                    }
+                    config.taskRoutes.append((name, queue))
+                }
             case "tasks":
                 guard case .object(let tasks) = value else { throw fail(key, "must map task names to their options") }
                 for (name, options) in tasks.entries {

@@ -1,4 +1,5 @@
 import CeleryProtocol
+import FnHostAMQP
 import FnHostCore
 import FnHostPool
 import FnHostRedis
@@ -37,6 +38,10 @@ extension HostRuntime {
             var registry = raw
             for error in registry.applyOverrides(overrides) { logger.error("config: \(error)") }
             let queues = dispatcher.replaceRegistry(registry)
+            if let amqp = broker as? AMQPBroker {
+                let limits = dispatcher.prefetchLimits
+                amqp.setPrefetch(perQueue: limits.perQueue, total: limits.total)
+            }
             do { try broker.declare(queues: queues) } catch { logger.error("declaring the queues after a reload failed: \(error)") }
             let names = registry.sorted.map(\.name)
             logger.info("reload done: \(names.count) functions [\(names.joined(separator: ", "))], queues [\(queues.joined(separator: ", "))]")

@@ -49,6 +49,9 @@ final class HostRuntime: @unchecked Sendable {
         var amqp = Transports.AMQPSettings()
         /// `--allow-untrusted-plugins`: skip the plugin trust checks (development only).
         var allowUntrustedPlugins = false
+        /// `task_routes`: where follow-up messages (chain steps, callbacks, chord bodies) of
+        /// tasks this host does not serve go, before the default queue `celery`.
+        var taskRoutes: [(pattern: String, queue: String)] = []
     }
 
     private let settings: Settings
@@ -88,13 +91,15 @@ final class HostRuntime: @unchecked Sendable {
 
         let broker = transports.broker
         let backend = transports.backend
-        let outcomes = OutcomeHandler(broker: broker, backend: backend, logger: logger)
+        let canvas = Canvas(router: TaskRouter(registry: registry, routes: settings.taskRoutes), origin: settings.hostname,
+                            supportsChords: backend is any ChordBackend)
+        let outcomes = OutcomeHandler(broker: broker, backend: backend, logger: logger, canvas: canvas)
         outcomes.start()
         let dispatcher = Dispatcher(
             registry: registry,
             configuration: .init(concurrency: settings.concurrency, prefetchMultiplier: settings.prefetchMultiplier,
                                  sharedQueues: settings.sharedQueues),
-            executor: executor, outcomes: outcomes, logger: logger)
+            executor: executor, outcomes: outcomes, logger: logger, canvas: canvas)
 
         if let amqp = transports.amqpBroker {
             let limits = dispatcher.prefetchLimits

@@ -5,7 +5,7 @@
  *
  * It shows both ways to write a task:
  *   - register_task: the function gets the call's arguments as JSON and sets a JSON result
- *     (math.add, math.div, math.slow);
+ *     (math.add, math.div, math.slow, math.xsum);
  *   - register_native: any plain C function; the host converts the JSON arguments and the
  *     return value by a signature (math.mul).
  *
@@ -244,6 +244,72 @@ static fnhost_status math_slow_impl(fnhost_call *call) {
     return FNHOST_OK;
 }
 
+/* math.xsum(numbers): the sum of a list of numbers, an int when all are ints (Python's
+ * sum()). The chord body of `chord(header, xsum.s())`, which is called with the list of the
+ * header's results: args [[1, 2, 3]]. */
+static fnhost_status math_xsum_impl(fnhost_call *call) {
+    size_t len;
+    const char *json = api->args_json(call, &len);
+    const char *p = json, *end = json + len;
+    long long isum = 0;
+    double dsum = 0;
+    int all_int = 1, ok = 0;
+
+    p = skip_ws(p, end);
+    if (p < end && *p == '[') {
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == '[') {
+            p = skip_ws(p + 1, end);
+            ok = 1;
+            if (p < end && *p == ']') {
+                p++;
+            } else {
+                for (;;) {
+                    number x;
+                    int rc = scan_number(&p, end, &x);
+                    if (rc == -2) {
+                        api->set_error(call, "OverflowError", "math.xsum(): an integer does not fit in 64 bits");
+                        return FNHOST_ERROR;
+                    }
+                    if (rc != 0) { ok = 0; break; }
+                    dsum += x.d;
+                    if (x.is_int && all_int) {
+                        if (__builtin_add_overflow(isum, x.i, &isum)) {
+                            api->set_error(call, "OverflowError", "math.xsum(): sum does not fit in 64 bits");
+                            return FNHOST_ERROR;
+                        }
+                    } else {
+                        all_int = 0;
+                    }
+                    p = skip_ws(p, end);
+                    if (p < end && *p == ',') { p = skip_ws(p + 1, end); continue; }
+                    if (p < end && *p == ']') { p++; break; }
+                    ok = 0;
+                    break;
+                }
+            }
+            p = skip_ws(p, end);
+            if (ok && p < end && *p == ']') p = skip_ws(p + 1, end);
+            else ok = 0;
+            if (p != end) ok = 0;
+        }
+    }
+    if (!ok) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "math.xsum() takes 1 list of numbers, e.g. [[1, 2, 3]], got %.*s%s",
+                 len > 80 ? 80 : (int)len, json, len > 80 ? "..." : "");
+        api->set_error(call, "TypeError", msg);
+        return FNHOST_ERROR;
+    }
+    if (all_int) {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%lld", isum);
+        api->set_result_json(call, buf, (size_t)n);
+        return FNHOST_OK;
+    }
+    return set_float_result(call, dsum);
+}
+
 /* The host calls tasks with the process's locale; run each under the "C" locale. */
 #define C_LOCALE_TASK(name)                                                           \
     static fnhost_status name(fnhost_call *call, void *userdata) {                    \
@@ -256,6 +322,7 @@ static fnhost_status math_slow_impl(fnhost_call *call) {
 C_LOCALE_TASK(math_add)
 C_LOCALE_TASK(math_div)
 C_LOCALE_TASK(math_slow)
+C_LOCALE_TASK(math_xsum)
 
 /* math.mul(a, b): a plain C function. It needs no fnhost code at all, and need not even be
  * exported: register_native takes its address and a signature. */
@@ -283,7 +350,8 @@ int fnhost_plugin_init(const fnhost_api *host, fnhost_registry *registry) {
     if (api->register_task(registry, "math.add", math_add, NULL, NULL) != 0 ||
         api->register_native(registry, "math.mul", (void *)mul, "i64(i64,i64)", NULL) != 0 ||
         api->register_task(registry, "math.div", math_div, NULL, NULL) != 0 ||
-        api->register_task(registry, "math.slow", math_slow, NULL, NULL) != 0) {
+        api->register_task(registry, "math.slow", math_slow, NULL, NULL) != 0 ||
+        api->register_task(registry, "math.xsum", math_xsum, NULL, NULL) != 0) {
         api->set_init_error(registry, "math: a task registration was refused (see the host's log)");
         return 1;
     }
