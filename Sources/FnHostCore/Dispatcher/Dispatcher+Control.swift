@@ -122,6 +122,16 @@ extension Dispatcher {
         lock.withLock { timeLimitOverrides[task] = (hard, soft) }
     }
 
+    /// `pool_grow`, `pool_shrink`, `autoscale`: the most tasks running at once from now on.
+    /// Running tasks are never interrupted; prefetch follows (concurrency x multiplier).
+    public func setConcurrency(_ n: Int) {
+        lock.withLock {
+            configuration.concurrency = max(1, n)
+            lock.broadcast()
+        }
+        pump()
+    }
+
     /// Celery's `add_consumer`: every function consumes `queue` too (as with `-Q`). False when
     /// it was consumed already.
     public func addConsumer(queue: String) -> Bool {

@@ -40,6 +40,8 @@ struct ConfigFile {
     /// Kilobytes of resident memory after which a worker process is replaced (0: no limit).
     var maxMemoryPerChild: Int?
     var tasks: [String: JSONObject] = [:]
+    /// `worker_send_task_events` (`-E`): send task events from the start.
+    var sendTaskEvents: Bool?
     /// Settings recognized but not implemented yet in this version (warned about, ignored).
     var ignored: [String] = []
 
@@ -112,6 +114,9 @@ struct ConfigFile {
                     guard let seconds = option.doubleValue, seconds > 0 else { throw fail("broker_transport_options.visibility_timeout", "must be a positive number of seconds") }
                     config.visibilityTimeout = seconds
                 }
+            case "worker_send_task_events":
+                guard let b = value.boolValue else { throw fail(key, "must be true or false") }
+                config.sendTaskEvents = b
             case "tasks":
                 guard case .object(let tasks) = value else { throw fail(key, "must map task names to their options") }
                 for (name, options) in tasks.entries {

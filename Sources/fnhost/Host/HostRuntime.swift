@@ -44,6 +44,8 @@ final class HostRuntime: @unchecked Sendable {
         /// Acknowledge without running a redelivered message whose task already succeeded.
         var deduplicateSuccessfulTasks: Bool
         var pluginLogLevel: Int32
+        /// Metrics, health, events and remote control (see HostObservability).
+        var observability: HostObservability.Settings
     }
 
     private let settings: Settings
@@ -113,9 +115,20 @@ final class HostRuntime: @unchecked Sendable {
                 delay = min(delay * 2, 5)
             }
         }
+        let observability = HostObservability(settings: settings.observability, brokerURL: brokerURL, logger: logger)
+        observability.attach(dispatcher: dispatcher, executor: executor, registry: registry)
         let consumer = Consumer(broker: broker, dispatcher: dispatcher, logger: logger,
                                 deduplicateWith: settings.deduplicateSuccessfulTasks ? backend : nil)
         consumer.start()
+        do {
+            try observability.start(dispatcher: dispatcher, consumer: consumer, executor: executor, registry: registry,
+                                    declareQueue: { try broker.declare(queues: [$0]) }, shutdown: { [self] in requestShutdown() })
+        } catch {
+            consumer.stop()
+            executor.shutdown(timeout: 5)
+            outcomes.stop()
+            throw error
+        }
         startRestoreSweeps(broker: broker, dispatcher: dispatcher)
         startDelayedMover(broker: broker)
         let functions = registry.sorted.map(\.name)
@@ -126,6 +139,7 @@ final class HostRuntime: @unchecked Sendable {
 
         _ = waitForSignal(timeout: nil)
         logger.info("warm shutdown: no new tasks; waiting up to \(settings.gracePeriod)s for \(dispatcher.runningCount) running task(s)")
+        observability.shutdownBegan()
         consumer.stop()
         let unstarted = dispatcher.drain()
         for delivery in unstarted { outcomes.submit(Settlement(delivery: delivery, disposition: .requeue)) }
@@ -144,6 +158,7 @@ final class HostRuntime: @unchecked Sendable {
         executor.shutdown(timeout: idle ? 10 : 2)
         if !outcomes.flush(timeout: 30) { logger.error("some outcomes could not be written before exit; their deliveries stay unacknowledged") }
         outcomes.stop()
+        observability.stop()
         broker.close()
         backend.close()
         logger.info("fnhost stopped")
@@ -197,6 +212,14 @@ final class HostRuntime: @unchecked Sendable {
             }
             source.resume()
             return source
+        }
+    }
+
+    /// A warm shutdown asked for from inside (the `shutdown` remote-control command), as SIGTERM.
+    private func requestShutdown() {
+        signals.withLock {
+            signalCount += 1
+            signals.broadcast()
         }
     }
 
