@@ -34,7 +34,10 @@ public final class Consumer: @unchecked Sendable {
         self.pollTimeout = pollTimeout
     }
 
+    /// Starts the fetch loop. Call it once the queues are declared: the broker counts as
+    /// connected from then until a fetch fails.
     public func start() {
+        lock.withLock { connected = true }
         let t = startThread(name: "fnhost-consumer") { [self] in run() }
         lock.withLock { thread = t }
     }
@@ -60,6 +63,12 @@ public final class Consumer: @unchecked Sendable {
         public var brokerConnected: Bool
         /// Whether the loop runs (started and not stopped).
         public var running: Bool
+
+        public init(lastProgress: Double, brokerConnected: Bool, running: Bool) {
+            self.lastProgress = lastProgress
+            self.brokerConnected = brokerConnected
+            self.running = running
+        }
     }
 
     /// The fetch loop's health now.

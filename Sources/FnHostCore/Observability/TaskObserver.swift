@@ -39,7 +39,7 @@ public enum TaskEvent: Sendable {
             return .succeeded(request, resultJSON: json, runtime: runtime)
         case .failure(let e, let traceback):
             if !settlement.publish.isEmpty { return .retried(request, exception: e, runtime: runtime) }
-            return .failed(request, exception: e, traceback: traceback, runtime: runtime)
+            return .failed(request, exception: e, traceback: traceback ?? settlement.results.first?.traceback, runtime: runtime)
         case .retry(_, let reason):
             let e = TaskException(type: "Retry", module: "celery.exceptions", message: reason)
             if !settlement.publish.isEmpty { return .retried(request, exception: e, runtime: runtime) }
@@ -50,10 +50,10 @@ public enum TaskEvent: Sendable {
             return .rejected(request, requeue: false)
         case .workerLost(let how):
             if settlement.disposition == .requeue { return .rejected(request, requeue: true) }
-            return .failed(request, exception: .workerLost(how), traceback: nil, runtime: runtime)
+            return .failed(request, exception: .workerLost(how), traceback: settlement.results.first?.traceback, runtime: runtime)
         case .timeLimitExceeded(let seconds):
             return .failed(request, exception: TaskException(type: "TimeLimitExceeded", module: "billiard.exceptions", message: "\(seconds)"),
-                           traceback: nil, runtime: runtime)
+                           traceback: settlement.results.first?.traceback, runtime: runtime)
         }
     }
 }

@@ -33,6 +33,7 @@ final class HostObservability: @unchecked Sendable {
     private var server: MetricsServer?
     private var events: EventDispatcher?
     private var control: RemoteControl?
+    private var consumer: Consumer?
 
     init(settings: Settings, brokerURL: RedisURL, logger: Logger) {
         self.settings = settings
@@ -65,15 +66,15 @@ final class HostObservability: @unchecked Sendable {
         metrics.increment(MetricNames.pluginReloadFailures, [host], by: 0)
     }
 
-    /// Starts the metrics server, events (`worker-online`, heartbeats) and remote control.
-    func start(dispatcher: Dispatcher, consumer: Consumer, executor: ProcessExecutor, registry: TaskRegistry,
-               declareQueue: @escaping @Sendable (String) throws -> Void, shutdown: @escaping @Sendable () -> Void) throws {
+    /// Starts the metrics server (when `--metrics-port` is given), before the broker is
+    /// reached: until the consumer runs, `/readyz` says so and `/healthz` passes.
+    func startServer(dispatcher: Dispatcher, executor: ProcessExecutor, registry: TaskRegistry) throws {
         let host = settings.hostname
         let inspection = self.inspection
         let functions = registry.functions.count
         metrics.onCollect { [self] m in
             let s = dispatcher.snapshot()
-            let health = consumer.health
+            let health = consumerHealth
             m.set(MetricNames.workerUp, [host], health.running && !isShuttingDown ? 1 : 0)
             m.set(MetricNames.workerTasksActive, [host], Double(s.active.count))
             m.set(MetricNames.tasksReserved, [host], Double(s.reserved.count))
@@ -95,12 +96,19 @@ final class HostObservability: @unchecked Sendable {
         }
         if let port = settings.metricsPort {
             let server = MetricsServer(host: settings.metricsHost, port: port, logger: logger) { [self] path in
-                respond(path, dispatcher: dispatcher, consumer: consumer, functions: functions)
+                respond(path, dispatcher: dispatcher, functions: functions)
             }
             do { try server.start() } catch { throw FnHostError(error.description) }
             self.server = server
             logger.info("metrics on http://\(settings.metricsHost):\(server.port)/metrics (also /healthz, /readyz)")
         }
+    }
+
+    /// The consumer runs: starts events (`worker-online`, heartbeats) and remote control.
+    func consumerStarted(_ consumer: Consumer, dispatcher: Dispatcher, executor: ProcessExecutor, registry: TaskRegistry,
+                         declareQueue: @escaping @Sendable (String) throws -> Void, shutdown: @escaping @Sendable () -> Void) {
+        shutdownLock.withLock { self.consumer = consumer }
+        let host = settings.hostname
         guard let events else { return }
         events.start()
         let context = RemoteControl.Context(
@@ -116,8 +124,14 @@ final class HostObservability: @unchecked Sendable {
 
     private var isShuttingDown: Bool { shutdownLock.withLock { shuttingDown } }
 
-    private func facts(dispatcher: Dispatcher, consumer: Consumer, functions: Int) -> HealthPolicy.Facts {
-        let health = consumer.health
+    /// The consumer's health; before it starts (the broker not reached yet): running, never
+    /// connected, progress now, so liveness passes and readiness fails.
+    private var consumerHealth: Consumer.Health {
+        shutdownLock.withLock { consumer }?.health ?? Consumer.Health(lastProgress: monotonicNow(), brokerConnected: false, running: true)
+    }
+
+    private func facts(dispatcher: Dispatcher, functions: Int) -> HealthPolicy.Facts {
+        let health = consumerHealth
         let s = dispatcher.snapshot()
         let waiting = (try? inspection.queueLengths(s.queues)).map { $0.values.reduce(0, +) }
         return HealthPolicy.Facts(consumerRunning: health.running, secondsSinceProgress: monotonicNow() - health.lastProgress,
@@ -126,15 +140,15 @@ final class HostObservability: @unchecked Sendable {
                                   shuttingDown: isShuttingDown)
     }
 
-    private func respond(_ path: String, dispatcher: Dispatcher, consumer: Consumer, functions: Int) -> MetricsServer.Response {
+    private func respond(_ path: String, dispatcher: Dispatcher, functions: Int) -> MetricsServer.Response {
         switch path {
         case "/metrics":
             return .init(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.exposition())
         case "/healthz", "/livez":
-            let v = settings.health.liveness(facts(dispatcher: dispatcher, consumer: consumer, functions: functions))
+            let v = settings.health.liveness(facts(dispatcher: dispatcher, functions: functions))
             return .init(status: v.ok ? 200 : 503, body: v.reason + "\n")
         case "/readyz":
-            let v = settings.health.readiness(facts(dispatcher: dispatcher, consumer: consumer, functions: functions))
+            let v = settings.health.readiness(facts(dispatcher: dispatcher, functions: functions))
             return .init(status: v.ok ? 200 : 503, body: v.reason + "\n")
         default:
             return .init(status: 404, body: "not found: try /metrics, /healthz or /readyz\n")

@@ -100,6 +100,14 @@ final class HostRuntime: @unchecked Sendable {
                                  sharedQueues: settings.sharedQueues),
             executor: executor, outcomes: outcomes, logger: logger)
 
+        let observability = HostObservability(settings: settings.observability, brokerURL: brokerURL, logger: logger)
+        observability.attach(dispatcher: dispatcher, executor: executor, registry: registry)
+        do { try observability.startServer(dispatcher: dispatcher, executor: executor, registry: registry) } catch {
+            executor.shutdown(timeout: 5)
+            outcomes.stop()
+            throw error
+        }
+
         var delay = 0.2
         while true {
             do {
@@ -110,25 +118,17 @@ final class HostRuntime: @unchecked Sendable {
                 if waitForSignal(timeout: delay) {
                     executor.shutdown(timeout: 5)
                     outcomes.stop()
+                    observability.stop()
                     return 0
                 }
                 delay = min(delay * 2, 5)
             }
         }
-        let observability = HostObservability(settings: settings.observability, brokerURL: brokerURL, logger: logger)
-        observability.attach(dispatcher: dispatcher, executor: executor, registry: registry)
         let consumer = Consumer(broker: broker, dispatcher: dispatcher, logger: logger,
                                 deduplicateWith: settings.deduplicateSuccessfulTasks ? backend : nil)
         consumer.start()
-        do {
-            try observability.start(dispatcher: dispatcher, consumer: consumer, executor: executor, registry: registry,
-                                    declareQueue: { try broker.declare(queues: [$0]) }, shutdown: { [self] in requestShutdown() })
-        } catch {
-            consumer.stop()
-            executor.shutdown(timeout: 5)
-            outcomes.stop()
-            throw error
-        }
+        observability.consumerStarted(consumer, dispatcher: dispatcher, executor: executor, registry: registry,
+                                      declareQueue: { try broker.declare(queues: [$0]) }, shutdown: { [self] in requestShutdown() })
         startRestoreSweeps(broker: broker, dispatcher: dispatcher)
         startDelayedMover(broker: broker)
         let functions = registry.sorted.map(\.name)
