@@ -188,7 +188,7 @@ extension RemoteControl {
     }
 
     /// A signal given by name (`SIGKILL`, `KILL`) or number; SIGTERM by default, as Celery.
-    static func signal(_ value: JSON?) -> Int32 {
+    public static func signal(_ value: JSON?) -> Int32 {
         if let n = value?.intValue { return Int32(n) }
         guard var name = value?.stringValue?.uppercased() else { return SIGTERM }
         if !name.hasPrefix("SIG") { name = "SIG" + name }

@@ -85,7 +85,9 @@ public final class RemoteControl: @unchecked Sendable {
     /// The host's mailbox queue: `<nodename>.celery.pidbox`.
     public var mailbox: String { "\(context.hostname).\(Self.exchange)" }
 
+    /// Starts consuming (again, after `stop`).
     public func start() {
+        lock.withLock { stopping = false }
         let t = startThread(name: "fnhost-pidbox") { [self] in run() }
         lock.withLock { thread = t }
     }

@@ -47,6 +47,10 @@ public struct HealthPolicy: Sendable, Equatable {
     public struct Verdict: Sendable, Equatable {
         public var ok: Bool
         public var reason: String
+        public init(ok: Bool, reason: String) {
+            self.ok = ok
+            self.reason = reason
+        }
     }
 
     public func liveness(_ f: Facts) -> Verdict {
