@@ -373,3 +373,27 @@ def test_dash_E_sends_task_events_from_the_start_including_revoked(serve, make_f
         assert revoked["expired"] is True and revoked["terminated"] is False and revoked["signum"] is None
     finally:
         capture.stop()
+
+
+# ------------------------------------------------------------------------------------------------
+# Logs
+
+
+def test_json_logs_are_one_object_per_line_with_task_id_and_name(serve, make_functions, celery_app):
+    host = serve(make_functions(), "--log-format", "json")
+    bad = celery_app.send_task("math.div", args=[1, 0], queue="math.div")
+    with pytest.raises(ZeroDivisionError):
+        bad.get(timeout=RESULT_TIMEOUT)
+    host.wait_for_log(rf'"task_id":"{bad.id}"')
+    lines = [json.loads(line) for line in host.stderr.text.splitlines()]
+    assert all({"timestamp", "level", "logger", "source", "message"} <= line.keys() for line in lines)
+    [failed] = [line for line in lines if line.get("task_id") == bad.id]
+    assert failed["task_name"] == "math.div" and failed["level"] == "info"
+    assert failed["message"] == f"task math.div[{bad.id}] failed: ZeroDivisionError: division by zero"
+    assert any(line["message"].startswith("fnhost ready") for line in lines)
+
+
+def test_an_unknown_log_format_is_a_clear_error(fnhost_cli, make_functions):
+    out = fnhost_cli("serve", "--functions", make_functions(), "--log-format", "yaml")
+    assert out.returncode != 0
+    assert "unknown log format 'yaml': text or json" in out.stderr

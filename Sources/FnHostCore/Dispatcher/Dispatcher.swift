@@ -174,7 +174,7 @@ public final class Dispatcher: @unchecked Sendable {
                     continue
                 }
                 if case .success(let m) = delivery.message, alreadySucceeded.contains(m.id) {
-                    logger.info("task \(m.task)[\(m.id)] was redelivered but already succeeded: acknowledged without running it again")
+                    logger.info("task \(m.task)[\(m.id)] was redelivered but already succeeded: acknowledged without running it again", metadata: .task(m.task, m.id))
                     settlements.append(Settlement(delivery: delivery, disposition: .ack))
                     continue
                 }
@@ -215,7 +215,7 @@ public final class Dispatcher: @unchecked Sendable {
                 logger.error("an unreadable message from queue \(delivery.queue) goes to the dead-letter queue: \(problem.reason)")
                 return .settle(Settlement(delivery: delivery, disposition: .deadLetter(reason: problem.reason)), refused)
             }
-            logger.error("task \(problem.taskName ?? "?")[\(id)] from queue \(delivery.queue) cannot run: \(problem.reason)")
+            logger.error("task \(problem.taskName ?? "?")[\(id)] from queue \(delivery.queue) cannot run: \(problem.reason)", metadata: .task(problem.taskName ?? "?", id))
             let traceback = Settlement.traceback(problem.exception, context: "message \(id) from queue \(delivery.queue) cannot be decoded")
             return .settle(Settlement(delivery: delivery, results: [.exception(problem.exception, taskId: id, traceback: traceback)],
                                       disposition: .deadLetter(reason: "\(problem.exception.type): \(problem.reason)")), refused)
@@ -223,7 +223,7 @@ public final class Dispatcher: @unchecked Sendable {
             message = m
         }
         guard var function = registry[message.task] else {
-            logger.error("received unregistered task \(message.task)[\(message.id)] on queue \(delivery.queue): storing NotRegistered")
+            logger.error("received unregistered task \(message.task)[\(message.id)] on queue \(delivery.queue): storing NotRegistered", metadata: .task(message.task, message.id))
             return .settle(Settlement(
                 delivery: delivery,
                 results: message.ignoreResult == true ? [] : [.exception(
@@ -234,7 +234,7 @@ public final class Dispatcher: @unchecked Sendable {
                 .refused(queue: delivery.queue, taskId: message.id, taskName: message.task))
         }
         if let problem = message.contentProblem() {
-            logger.error("task \(message.task)[\(message.id)] refused: \(problem.reason)")
+            logger.error("task \(message.task)[\(message.id)] refused: \(problem.reason)", metadata: .task(message.task, message.id))
             let request = TaskRequest(delivery: delivery, message: message, function: function)
             return .settle(Settlement.of(request, outcome: .rejected(problem)), .rejected(request, requeue: false))
         }
@@ -251,7 +251,7 @@ public final class Dispatcher: @unchecked Sendable {
         }
         if let eta = message.eta, eta > now + 0.001 {
             if let horizon = configuration.delayedStoreHorizon, eta > now + horizon, !delivery.tag.isEmpty {
-                logger.debug("task \(message.task)[\(message.id)] has an ETA \(Int(eta - now))s away: moved to the delayed store")
+                logger.debug("task \(message.task)[\(message.id)] has an ETA \(Int(eta - now))s away: moved to the delayed store", metadata: .task(message.task, message.id))
                 return .settle(Settlement(delivery: delivery, disposition: .delay(until: eta)))
             }
             return .schedule(request, eta: eta)
@@ -264,7 +264,7 @@ public final class Dispatcher: @unchecked Sendable {
     /// the event (see `settleRevoked`).
     func revoked(_ request: TaskRequest, expired: Bool = true, terminatedBy signum: Int32? = nil) -> Settlement {
         let why = signum != nil ? "terminated" : expired ? "expired" : "revoked"
-        logger.info("task \(request.name)[\(request.id)] \(signum != nil ? "was terminated" : expired ? "expired before it ran" : "was revoked before it ran"): storing REVOKED")
+        logger.info("task \(request.name)[\(request.id)] \(signum != nil ? "was terminated" : expired ? "expired before it ran" : "was revoked before it ran"): storing REVOKED", metadata: .task(request.name, request.id))
         let meta = ResultMeta.exception(TaskException(type: "TaskRevokedError", module: "celery.exceptions", message: why),
                                         state: .revoked, taskId: request.id, groupId: request.message.group, parentId: request.message.parentId)
         return Settlement(delivery: request.delivery, results: request.storesResult ? [meta] : [], disposition: .ack)
@@ -367,7 +367,7 @@ public final class Dispatcher: @unchecked Sendable {
         if !request.function.options.acksLate {
             outcomes.submit(Settlement(delivery: request.delivery, disposition: .ack))
         }
-        logger.debug("task \(request.name)[\(request.id)] started")
+        logger.debug("task \(request.name)[\(request.id)] started", metadata: .task(request.name, request.id))
         observer?.observe(.started(request))
         executor.execute(request) { [self] outcome in finished(request, outcome: outcome) }
     }
@@ -385,12 +385,12 @@ public final class Dispatcher: @unchecked Sendable {
             return
         }
         switch outcome {
-        case .success: logger.debug("task \(request.name)[\(request.id)] succeeded")
-        case .failure(let e, _): logger.info("task \(request.name)[\(request.id)] failed: \(e.type): \(e.message)")
-        case .workerLost(let how): logger.warning("task \(request.name)[\(request.id)]: worker process lost (\(how))")
-        case .timeLimitExceeded(let s): logger.warning("task \(request.name)[\(request.id)]: hard time limit (\(s)s) exceeded")
-        case .retry(let c, let r): logger.info("task \(request.name)[\(request.id)] asks for a retry in \(c.map { "\($0)s" } ?? "its default delay"): \(r)")
-        case .rejected(let p): logger.error("task \(request.name)[\(request.id)] rejected: \(p.reason)")
+        case .success: logger.debug("task \(request.name)[\(request.id)] succeeded", metadata: .task(request.name, request.id))
+        case .failure(let e, _): logger.info("task \(request.name)[\(request.id)] failed: \(e.type): \(e.message)", metadata: .task(request.name, request.id))
+        case .workerLost(let how): logger.warning("task \(request.name)[\(request.id)]: worker process lost (\(how))", metadata: .task(request.name, request.id))
+        case .timeLimitExceeded(let s): logger.warning("task \(request.name)[\(request.id)]: hard time limit (\(s)s) exceeded", metadata: .task(request.name, request.id))
+        case .retry(let c, let r): logger.info("task \(request.name)[\(request.id)] asks for a retry in \(c.map { "\($0)s" } ?? "its default delay"): \(r)", metadata: .task(request.name, request.id))
+        case .rejected(let p): logger.error("task \(request.name)[\(request.id)] rejected: \(p.reason)", metadata: .task(request.name, request.id))
         }
         let abandoning = lock.withLock { phase == .abandoning }
         if abandoning, case .workerLost = outcome {

@@ -238,7 +238,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
                     if let hit = slot.timeLimitHit, hit.serial == task.serial {
                         task.completion(.timeLimitExceeded(seconds: hit.seconds))
                     } else {
-                        logger.error("worker process \(process.pid) (\(process.plugin)) exited prematurely: \(how), while running \(task.request.name)[\(task.request.id)]")
+                        logger.error("worker process \(process.pid) (\(process.plugin)) exited prematurely: \(how), while running \(task.request.name)[\(task.request.id)]", metadata: .task(task.request.name, task.request.id))
                         if !slot.terminated { lifecycle?(.killed(reason: "crashed")) }
                         task.completion(.workerLost(how: how))
                     }

@@ -66,6 +66,9 @@ struct Serve: ParsableCommand {
     @Option(name: [.customShort("P"), .long], help: "Pool kind: prefork (one task per worker process, the default) or threads (up to -c tasks per worker process).")
     var pool: String?
 
+    @Option(name: .customLong("log-format"), help: "Log lines as text (default) or json (one object per line, with task_id and task_name on task lines).")
+    var logFormat: String = "text"
+
     @Option(name: .customLong("grace-period"), help: "Seconds a warm shutdown waits for running tasks (default 60).")
     var gracePeriod: Double = 60
 
@@ -115,7 +118,7 @@ struct Serve: ParsableCommand {
                 poolImplementation: "fnhost:\(poolKind.rawValue)", maxTasksPerChild: maxTasks,
                 configuration: Self.celeryConf(broker: brokerURL, backend: backendURL, concurrency: c, prefetch: prefetchMultiplier ?? file.prefetchMultiplier ?? 4,
                                                maxTasks: maxTasks, maxMemory: maxMemory, pool: poolKind.rawValue, queues: extra, events: taskEvents || (file.sendTaskEvents ?? false))))
-        let logger = LogSetup.bootstrap(try plugins.logLevel)
+        let logger = LogSetup.bootstrap(try plugins.logLevel, format: try LogFormat(parsing: logFormat))
         for key in file.ignored { logger.warning("config: \(key) is not supported yet and is ignored") }
         let code = try HostRuntime(settings: settings, logger: logger).run()
         throw ExitCode(code)
