@@ -10,7 +10,7 @@ PYTHON   := $(VENV)/bin/python
 BROKER   ?= redis://127.0.0.1:6379/0
 BACKEND  ?= redis://127.0.0.1:6379/1
 
-.PHONY: all deps build functions serve test unit-test interop-test venv lint clean bench
+.PHONY: all deps build functions serve test unit-test interop-test venv lint clean bench deploy-check
 
 all: build functions
 
@@ -55,6 +55,10 @@ test: unit-test interop-test
 bench: functions venv
 	$(SWIFT) build -c release --product fnhost
 	$(PYTHON) bench/bench.py --fnhost .build/release/fnhost --functions $(FUNCTIONS) $(BENCH_ARGS)
+
+# deploy/: promtool checks and tests the alert rules; every metric used must be in MetricNames.swift.
+deploy-check:
+	@scripts/check-deploy.sh
 
 clean:
 	rm -rf .build $(FUNCTIONS)/*.so

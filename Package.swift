@@ -63,6 +63,12 @@ let package = Package(
             dependencies: ["FnHostCore", "FnHostPlugins", "CeleryProtocol", "CFnHostSupport", .product(name: "Logging", package: "swift-log")]
         ),
 
+        // Metric names, /metrics /healthz /readyz, Celery events, remote control (pidbox).
+        .target(
+            name: "FnHostObservability",
+            dependencies: ["FnHostCore", "CeleryProtocol", .product(name: "Logging", package: "swift-log")]
+        ),
+
         // A thin Swift layer over the C ABI for writing plugins in Swift.
         .target(name: "FnHostKit", dependencies: ["CFnHostABI"]),
 
@@ -70,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "fnhost",
             dependencies: [
-                "FnHostCore", "FnHostRedis", "FnHostAMQP", "FnHostPool", "FnHostPlugins", "CeleryProtocol",
+                "FnHostCore", "FnHostRedis", "FnHostAMQP", "FnHostPool", "FnHostPlugins", "FnHostObservability", "CeleryProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -98,5 +104,6 @@ let package = Package(
         .testTarget(name: "FnHostPluginsTests", dependencies: ["FnHostPlugins", "FnHostCore", "CFFI", "CRabbitMQ", "CHiredis"]),
         .testTarget(name: "FnHostAMQPTests", dependencies: ["FnHostAMQP", "CeleryProtocol", "CRabbitMQ", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FnHostPoolTests", dependencies: ["FnHostPool", "FnHostCore"]),
+        .testTarget(name: "FnHostObservabilityTests", dependencies: ["FnHostObservability", "FnHostCore", "CeleryProtocol"]),
     ]
 )

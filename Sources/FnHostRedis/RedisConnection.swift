@@ -1,4 +1,5 @@
 import CHiredis
+import FnHostCore
 
 #if canImport(Glibc)
 import Glibc
@@ -71,6 +72,8 @@ public final class RedisConnection {
         }
         redisSetTimeout(c, Self.timeval(readTimeout))
         context = c
+        if everConnected { Self.reconnectLock.withLock { Self.reconnectCount += 1 } }
+        everConnected = true
         var setup: [[[UInt8]]] = []
         if let password = url.password {
             setup.append(url.username.map { [Array("AUTH".utf8), Array($0.utf8), Array(password.utf8)] } ?? [Array("AUTH".utf8), Array(password.utf8)])
@@ -113,6 +116,38 @@ public final class RedisConnection {
             freeReplyObject(raw)
         }
         return replies
+    }
+
+    /// Times a connection was opened again after one had been open (a reconnect), by every
+    /// connection of the process: `fnhost_broker_reconnects_total`.
+    public static var reconnects: Int { reconnectLock.withLock { reconnectCount } }
+    nonisolated(unsafe) private static var reconnectCount = 0
+    private static let reconnectLock = ConditionLock()
+    private var everConnected = false
+
+    /// Waits up to `timeout` seconds for one reply Redis pushes without a command (a pub/sub
+    /// message on a subscribed connection); `nil` when none came. A broken connection throws.
+    public func readPushed(timeout: Double) throws -> RedisReply? {
+        let c = try connected()
+        var raw: UnsafeMutableRawPointer?
+        if redisGetReplyFromReader(c, &raw) != REDIS_OK { return try lost(c) }
+        if raw == nil {
+            var pfd = pollfd(fd: c.pointee.fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, Int32(max(0, timeout) * 1000))
+            if ready == 0 || (ready < 0 && errno == EINTR) { return nil }
+            if ready < 0 || redisBufferRead(c) != REDIS_OK { return try lost(c) }
+            if redisGetReplyFromReader(c, &raw) != REDIS_OK { return try lost(c) }
+            guard raw != nil else { return nil }
+        }
+        let reply = Self.convert(raw!.assumingMemoryBound(to: redisReply.self))
+        freeReplyObject(raw)
+        return reply
+    }
+
+    private func lost(_ c: UnsafeMutablePointer<redisContext>) throws -> RedisReply? {
+        let message = Self.errorString(c)
+        disconnect()
+        throw RedisError(description: "connection to \(url) lost: \(message)", connectionLost: true)
     }
 
     /// Sends one command and returns its reply.

@@ -18,6 +18,8 @@ public final class Consumer: @unchecked Sendable {
     private let lock = ConditionLock()
     private var stopped = false
     private var thread: pthread_t?
+    private var progressAt = monotonicNow()
+    private var connected = false
     /// Seconds a fetch waits for a message (kombu's `brpop_timeout`).
     public let pollTimeout: Double
 
@@ -32,18 +34,54 @@ public final class Consumer: @unchecked Sendable {
         self.pollTimeout = pollTimeout
     }
 
+    /// Starts the fetch loop. Call it once the queues are declared: the broker counts as
+    /// connected from then until a fetch fails.
     public func start() {
-        thread = startThread(name: "fnhost-consumer") { [self] in run() }
+        lock.withLock { connected = true }
+        let t = startThread(name: "fnhost-consumer") { [self] in run() }
+        lock.withLock { thread = t }
     }
 
     /// Stops fetching; returns once the loop has ended (within one poll timeout).
     public func stop() {
-        lock.withLock { stopped = true }
-        if let thread { pthread_join(thread, nil) }
-        thread = nil
+        let t = lock.withLock { () -> pthread_t? in
+            stopped = true
+            return thread
+        }
+        if let t { pthread_join(t, nil) }
     }
 
     private var isStopped: Bool { lock.withLock { stopped } }
+
+    /// Health of the fetch loop, for liveness and readiness probes.
+    public struct Health: Sendable {
+        /// Monotonic seconds when the loop last completed a round: a fetch returned (with or
+        /// without messages), or it waited because no slot was free. A loop stuck in a broker
+        /// call, or failing every fetch, stops advancing it.
+        public var lastProgress: Double
+        /// Whether the last fetch reached the broker.
+        public var brokerConnected: Bool
+        /// Whether the loop runs (started and not stopped).
+        public var running: Bool
+
+        public init(lastProgress: Double, brokerConnected: Bool, running: Bool) {
+            self.lastProgress = lastProgress
+            self.brokerConnected = brokerConnected
+            self.running = running
+        }
+    }
+
+    /// The fetch loop's health now.
+    public var health: Health {
+        lock.withLock { Health(lastProgress: progressAt, brokerConnected: connected, running: thread != nil && !stopped) }
+    }
+
+    private func madeProgress(connected: Bool?) {
+        lock.withLock {
+            if let connected { self.connected = connected }
+            if connected != false { progressAt = monotonicNow() }
+        }
+    }
 
     /// The ids of redelivered messages whose result is already SUCCESS. A lookup that fails
     /// skips nothing: running a task twice is better than losing it.
@@ -63,13 +101,18 @@ public final class Consumer: @unchecked Sendable {
     private func run() {
         var backoff = 0.1
         while !isStopped {
-            guard let plan = dispatcher.waitForFetchPlan(timeout: pollTimeout) else { continue }
+            guard let plan = dispatcher.waitForFetchPlan(timeout: pollTimeout) else {
+                madeProgress(connected: nil)
+                continue
+            }
             do {
                 let deliveries = try broker.fetch(plan, timeout: pollTimeout)
+                madeProgress(connected: true)
                 backoff = 0.1
                 if !deliveries.isEmpty { dispatcher.received(deliveries, alreadySucceeded: alreadySucceeded(deliveries)) }
             } catch {
                 if isStopped { break }
+                madeProgress(connected: false)
                 logger.error("fetching from the broker failed, retrying in \(backoff)s: \(error)")
                 sleepSeconds(backoff)
                 backoff = min(backoff * 2, 5)

@@ -38,33 +38,45 @@ public final class Dispatcher: @unchecked Sendable {
         }
     }
 
-    private enum Phase { case running, draining, abandoning }
+    enum Phase { case running, draining, abandoning }
 
-    private var registry: TaskRegistry
-    private let configuration: Configuration
-    private let executor: any TaskExecutor
-    private let outcomes: OutcomeHandler
-    private let canvas: Canvas?
-    private let logger: Logger
-    private let clock: @Sendable () -> Double
-    private let lock = ConditionLock()
+    var registry: TaskRegistry
+    var configuration: Configuration
+    let executor: any TaskExecutor
+    let outcomes: OutcomeHandler
+    let canvas: Canvas?
+    let logger: Logger
+    let clock: @Sendable () -> Double
+    let lock = ConditionLock()
 
-    private var phase = Phase.running
-    private var reserved: [String: [TaskRequest]] = [:]
-    private var running: [String: Int] = [:]
-    private var held: [String: Int] = [:]
-    private var totalRunning = 0
-    private var totalHeld = 0
-    private var scheduled: [String: TaskRequest] = [:]
-    private var runningTags: Set<String> = []
+    var phase = Phase.running
+    var reserved: [String: [TaskRequest]] = [:]
+    var running: [String: Int] = [:]
+    var held: [String: Int] = [:]
+    var totalRunning = 0
+    var totalHeld = 0
+    var scheduled: [String: TaskRequest] = [:]
+    /// Running requests by delivery tag, with when they started (epoch seconds).
+    var runningRequests: [String: (request: TaskRequest, startedAt: Double)] = [:]
+    /// Revoked task ids (`revoke`), oldest first, at most `maxRevoked`: Celery's LimitedSet.
+    var revokedIds: Set<String> = []
+    var revokedOrder: [String] = []
+    /// Ids whose worker process `revoke(terminate=True)` killed: their loss is a revocation.
+    var terminating: [String: Int32] = [:]
+    /// Tasks finished since start, by name (`stats()['total']`).
+    var totals: [String: Int] = [:]
+    /// Limits set by remote control (`time_limit`), by task name.
+    var timeLimitOverrides: [String: (hard: Double?, soft: Double?)] = [:]
+    /// The most revoked ids remembered (Celery's `REVOKES_MAX`).
+    public static let maxRevoked = 50_000
     /// Rate-limited functions' buckets (`rate_limit`), and when a wake-up to start them is due.
-    private var buckets: [String: TokenBucket] = [:]
+    var buckets: [String: TokenBucket] = [:]
     private var rateWakeup: Double?
-    private var queueOrder: [String]
+    var queueOrder: [String]
     /// Every queue consumed, with the functions that consume it (`nil`: all of them).
-    private var queueFunctions: [String: Set<String>?]
+    var queueFunctions: [String: Set<String>?]
     /// Function names in the order `pump` serves them (rotated for fairness).
-    private var functionOrder: [String]
+    var functionOrder: [String]
 
     public init(registry: TaskRegistry, configuration: Configuration, executor: any TaskExecutor,
                 outcomes: OutcomeHandler, logger: Logger, clock: @escaping @Sendable () -> Double = CeleryTime.now,
@@ -169,6 +181,9 @@ public final class Dispatcher: @unchecked Sendable {
         return (perQueue, total)
     }
 
+    /// Receives every task event (metrics, Celery events). Set it before the consumer starts.
+    nonisolated(unsafe) public var observer: (any TaskObserver)?
+
     private func limit(of function: String) -> Int {
         let own = registry[function]?.options.concurrency ?? configuration.concurrency
         return min(own, configuration.concurrency)
@@ -223,6 +238,7 @@ public final class Dispatcher: @unchecked Sendable {
     public func received(_ deliveries: [Delivery], alreadySucceeded: Set<String> = []) {
         var settlements: [Settlement] = []
         var scheduleLater: [(TaskRequest, Double)] = []
+        var events: [TaskEvent] = []
         let now = clock()
         lock.withLock {
             for delivery in deliveries {
@@ -239,18 +255,26 @@ public final class Dispatcher: @unchecked Sendable {
                 // A group member runs again: its chord part may not have been counted before the
                 // host that stored its SUCCESS died, and counting is idempotent.
                 if case .success(let m) = delivery.message, alreadySucceeded.contains(m.id), m.group == nil {
-                    logger.info("task \(m.task)[\(m.id)] was redelivered but already succeeded: acknowledged without running it again")
+                    logger.info("task \(m.task)[\(m.id)] was redelivered but already succeeded: acknowledged without running it again", metadata: .task(m.task, m.id))
                     settlements.append(Settlement(delivery: delivery, disposition: .ack))
                     continue
                 }
                 switch classify(delivery, now: now) {
-                case .settle(let settlement): settlements.append(settlement)
-                case .run(let request): reserve(request)
+                case .settle(let settlement, let event):
+                    settlements.append(settlement)
+                    if let event { events.append(event) }
+                case .run(let request):
+                    reserve(request)
+                    events.append(.received(request))
                 case .schedule(let request, let eta):
                     scheduled[request.id + "\u{0}" + delivery.tag] = request
                     scheduleLater.append((request, eta))
+                    events.append(.received(request))
                 }
             }
+        }
+        if let observer {
+            for event in events { observer.observe(event) }
         }
         for settlement in settlements { outcomes.submit(settlement) }
         for (request, eta) in scheduleLater { scheduleETA(request, at: eta) }
@@ -258,7 +282,7 @@ public final class Dispatcher: @unchecked Sendable {
     }
 
     private enum Decision {
-        case settle(Settlement)
+        case settle(Settlement, TaskEvent? = nil)
         case run(TaskRequest)
         case schedule(TaskRequest, eta: Double)
     }
@@ -267,19 +291,20 @@ public final class Dispatcher: @unchecked Sendable {
         let message: TaskMessage
         switch delivery.message {
         case .failure(let problem):
+            let refused = TaskEvent.refused(queue: delivery.queue, taskId: problem.taskId, taskName: problem.taskName)
             guard let id = problem.taskId else {
                 logger.error("an unreadable message from queue \(delivery.queue) goes to the dead-letter queue: \(problem.reason)")
-                return .settle(Settlement(delivery: delivery, disposition: .deadLetter(reason: problem.reason)))
+                return .settle(Settlement(delivery: delivery, disposition: .deadLetter(reason: problem.reason)), refused)
             }
-            logger.error("task \(problem.taskName ?? "?")[\(id)] from queue \(delivery.queue) cannot run: \(problem.reason)")
+            logger.error("task \(problem.taskName ?? "?")[\(id)] from queue \(delivery.queue) cannot run: \(problem.reason)", metadata: .task(problem.taskName ?? "?", id))
             let traceback = Settlement.traceback(problem.exception, context: "message \(id) from queue \(delivery.queue) cannot be decoded")
             return .settle(Settlement(delivery: delivery, results: [.exception(problem.exception, taskId: id, traceback: traceback)],
-                                      disposition: .deadLetter(reason: "\(problem.exception.type): \(problem.reason)")))
+                                      disposition: .deadLetter(reason: "\(problem.exception.type): \(problem.reason)")), refused)
         case .success(let m):
             message = m
         }
-        guard let function = registry[message.task] else {
-            logger.error("received unregistered task \(message.task)[\(message.id)] on queue \(delivery.queue): storing NotRegistered")
+        guard var function = registry[message.task] else {
+            logger.error("received unregistered task \(message.task)[\(message.id)] on queue \(delivery.queue): storing NotRegistered", metadata: .task(message.task, message.id))
             var meta = ResultMeta.exception(
                 .notRegistered(message.task), taskId: message.id,
                 traceback: Settlement.traceback(.notRegistered(message.task), context: "no function named \(message.task) is loaded"),
@@ -288,19 +313,28 @@ public final class Dispatcher: @unchecked Sendable {
             return .settle(Settlement(
                 delivery: delivery,
                 results: message.ignoreResult == true ? [] : [meta],
-                disposition: .deadLetter(reason: "NotRegistered: no function named \(message.task) is loaded")))
+                disposition: .deadLetter(reason: "NotRegistered: no function named \(message.task) is loaded")),
+                .refused(queue: delivery.queue, taskId: message.id, taskName: message.task))
         }
         if let problem = message.contentProblem() {
-            logger.error("task \(message.task)[\(message.id)] refused: \(problem.reason)")
-            return .settle(Settlement.of(TaskRequest(delivery: delivery, message: message, function: function), outcome: .rejected(problem)))
+            logger.error("task \(message.task)[\(message.id)] refused: \(problem.reason)", metadata: .task(message.task, message.id))
+            let request = TaskRequest(delivery: delivery, message: message, function: function)
+            return .settle(Settlement.of(request, outcome: .rejected(problem)), .rejected(request, requeue: false))
+        }
+        if let limits = timeLimitOverrides[function.name] {
+            function.options.timeLimit = limits.hard
+            function.options.softTimeLimit = limits.soft
         }
         let request = TaskRequest(delivery: delivery, message: message, function: function)
+        if revokedIds.contains(message.id) {
+            return .settle(revoked(request, expired: false), .revoked(request, expired: false, terminated: false, signum: nil))
+        }
         if let expires = message.expires, expires <= now {
-            return .settle(revoked(request))
+            return .settle(revoked(request), .revoked(request, expired: true, terminated: false, signum: nil))
         }
         if let eta = message.eta, eta > now + 0.001 {
             if let horizon = configuration.delayedStoreHorizon, eta > now + horizon, !delivery.tag.isEmpty {
-                logger.debug("task \(message.task)[\(message.id)] has an ETA \(Int(eta - now))s away: moved to the delayed store")
+                logger.debug("task \(message.task)[\(message.id)] has an ETA \(Int(eta - now))s away: moved to the delayed store", metadata: .task(message.task, message.id))
                 return .settle(Settlement(delivery: delivery, disposition: .delay(until: eta)))
             }
             return .schedule(request, eta: eta)
@@ -308,15 +342,26 @@ public final class Dispatcher: @unchecked Sendable {
         return .run(request)
     }
 
-    private func revoked(_ request: TaskRequest) -> Settlement {
-        logger.info("task \(request.name)[\(request.id)] expired before it ran: storing REVOKED")
-        var meta = ResultMeta.exception(TaskException(type: "TaskRevokedError", module: "celery.exceptions", message: "expired"),
+    /// The settlement of a request revoked before it ran (expired, or its id revoked), or
+    /// terminated while it ran: REVOKED stored, the delivery acknowledged. The caller reports
+    /// the event (see `settleRevoked`).
+    func revoked(_ request: TaskRequest, expired: Bool = true, terminatedBy signum: Int32? = nil) -> Settlement {
+        let why = signum != nil ? "terminated" : expired ? "expired" : "revoked"
+        logger.info("task \(request.name)[\(request.id)] \(signum != nil ? "was terminated" : expired ? "expired before it ran" : "was revoked before it ran"): storing REVOKED", metadata: .task(request.name, request.id))
+        var meta = ResultMeta.exception(TaskException(type: "TaskRevokedError", module: "celery.exceptions", message: why),
                                         state: .revoked, taskId: request.id, groupId: request.message.group, parentId: request.message.parentId)
         meta.replyTo = request.message.replyTo
         return Settlement(delivery: request.delivery, results: request.storesResult ? [meta] : [], disposition: .ack)
     }
 
-    private func reserve(_ request: TaskRequest) {
+    /// Submits `revoked(...)` and reports it; call without the lock.
+    func settleRevoked(_ request: TaskRequest, expired: Bool = true, terminatedBy signum: Int32? = nil) {
+        let settlement = revoked(request, expired: expired, terminatedBy: signum)
+        observer?.observe(.revoked(request, expired: expired && signum == nil, terminated: signum != nil, signum: signum))
+        outcomes.submit(settlement)
+    }
+
+    func reserve(_ request: TaskRequest) {
         reserved[request.function.name, default: []].append(request)
         held[request.function.name, default: 0] += 1
         totalHeld += 1
@@ -334,7 +379,11 @@ public final class Dispatcher: @unchecked Sendable {
             }
             guard let ready else { return }
             if let expires = ready.message.expires, expires <= self.clock() {
-                self.outcomes.submit(self.revoked(ready))
+                self.settleRevoked(ready)
+                return
+            }
+            if self.lock.withLock({ self.revokedIds.contains(ready.id) }) {
+                self.settleRevoked(ready, expired: false)
                 return
             }
             // A hot reload may have changed or removed the function while it waited.
@@ -355,7 +404,7 @@ public final class Dispatcher: @unchecked Sendable {
     // MARK: Running
 
     /// Starts every reserved request that has a free slot (and, when rate-limited, a token).
-    private func pump() {
+    func pump() {
         var starts: [TaskRequest] = []
         var wakeAfter: Double?
         let now = clock()
@@ -376,7 +425,7 @@ public final class Dispatcher: @unchecked Sendable {
                         }
                     }
                     let request = queue.removeFirst()
-                    runningTags.insert(request.delivery.tag)
+                    runningRequests[request.delivery.tag] = (request, now)
                     starts.append(request)
                     reserved[name] = queue
                     running[name, default: 0] += 1
@@ -402,28 +451,40 @@ public final class Dispatcher: @unchecked Sendable {
     }
 
     private func start(_ request: TaskRequest) {
-        if let expires = request.message.expires, expires <= clock() {
+        let revokedNow = lock.withLock { revokedIds.contains(request.id) }
+        if revokedNow || (request.message.expires.map { $0 <= clock() } ?? false) {
             finishBookkeeping(request)
-            outcomes.submit(revoked(request))
+            settleRevoked(request, expired: !revokedNow)
             pump()
             return
         }
         if !request.function.options.acksLate {
             outcomes.submit(Settlement(delivery: request.delivery, disposition: .ack))
         }
-        logger.debug("task \(request.name)[\(request.id)] started")
+        logger.debug("task \(request.name)[\(request.id)] started", metadata: .task(request.name, request.id))
+        observer?.observe(.started(request))
         executor.execute(request) { [self] outcome in finished(request, outcome: outcome) }
     }
 
     private func finished(_ request: TaskRequest, outcome: TaskOutcome) {
-        finishBookkeeping(request)
+        let startedAt = finishBookkeeping(request)
+        let runtime = max(0, clock() - (startedAt ?? clock()))
+        let terminatedBy: Int32? = lock.withLock {
+            totals[request.name, default: 0] += 1
+            return terminating.removeValue(forKey: request.id)
+        }
+        if let signum = terminatedBy, case .workerLost = outcome {
+            settleRevoked(request, terminatedBy: signum)
+            pump()
+            return
+        }
         switch outcome {
-        case .success: logger.debug("task \(request.name)[\(request.id)] succeeded")
-        case .failure(let e, _): logger.info("task \(request.name)[\(request.id)] failed: \(e.type): \(e.message)")
-        case .workerLost(let how): logger.warning("task \(request.name)[\(request.id)]: worker process lost (\(how))")
-        case .timeLimitExceeded(let s): logger.warning("task \(request.name)[\(request.id)]: hard time limit (\(s)s) exceeded")
-        case .retry(let c, let r): logger.info("task \(request.name)[\(request.id)] asks for a retry in \(c.map { "\($0)s" } ?? "its default delay"): \(r)")
-        case .rejected(let p): logger.error("task \(request.name)[\(request.id)] rejected: \(p.reason)")
+        case .success: logger.debug("task \(request.name)[\(request.id)] succeeded", metadata: .task(request.name, request.id))
+        case .failure(let e, _): logger.info("task \(request.name)[\(request.id)] failed: \(e.type): \(e.message)", metadata: .task(request.name, request.id))
+        case .workerLost(let how): logger.warning("task \(request.name)[\(request.id)]: worker process lost (\(how))", metadata: .task(request.name, request.id))
+        case .timeLimitExceeded(let s): logger.warning("task \(request.name)[\(request.id)]: hard time limit (\(s)s) exceeded", metadata: .task(request.name, request.id))
+        case .retry(let c, let r): logger.info("task \(request.name)[\(request.id)] asks for a retry in \(c.map { "\($0)s" } ?? "its default delay"): \(r)", metadata: .task(request.name, request.id))
+        case .rejected(let p): logger.error("task \(request.name)[\(request.id)] rejected: \(p.reason)", metadata: .task(request.name, request.id))
         }
         let abandoning = lock.withLock { phase == .abandoning }
         if abandoning, case .workerLost = outcome {
@@ -441,6 +502,7 @@ public final class Dispatcher: @unchecked Sendable {
                 logger.error("task \(request.name)[\(request.id)] succeeded but its canvas cannot continue, so it fails: \(e.type): \(e.message)")
             }
         }
+        observer?.observe(TaskEvent.finished(request, outcome: outcome, settlement: settlement, runtime: runtime))
         outcomes.submit(settlement)
         pump()
     }
@@ -452,15 +514,18 @@ public final class Dispatcher: @unchecked Sendable {
         }
     }
 
-    private func finishBookkeeping(_ request: TaskRequest) {
+    /// Frees the request's slot; returns when it started (nil if it never ran).
+    @discardableResult
+    private func finishBookkeeping(_ request: TaskRequest) -> Double? {
         lock.withLock {
             let name = request.function.name
-            runningTags.remove(request.delivery.tag)
+            let startedAt = runningRequests.removeValue(forKey: request.delivery.tag)?.startedAt
             running[name, default: 1] -= 1
             held[name, default: 1] -= 1
             totalRunning -= 1
             totalHeld -= 1
             lock.broadcast()
+            return startedAt
         }
     }
 
@@ -505,7 +570,7 @@ public final class Dispatcher: @unchecked Sendable {
         lock.withLock {
             var tags = Set(scheduled.values.map(\.delivery.tag))
             for queue in reserved.values { tags.formUnion(queue.map(\.delivery.tag)) }
-            tags.formUnion(runningTags)
+            tags.formUnion(runningRequests.keys)
             return tags
         }
     }

@@ -30,14 +30,16 @@ import Glibc
 /// Threading: `execute` from any thread; process events arrive on each process's reader thread;
 /// with an idle timeout, a reaper thread reviews idle processes until `shutdown`.
 public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
-    private typealias RunningTask = (request: TaskRequest, completion: @Sendable (TaskOutcome) -> Void, serial: Int)
+    typealias RunningTask = (request: TaskRequest, completion: @Sendable (TaskOutcome) -> Void, serial: Int)
 
-    private struct Slot {
+    struct Slot {
         let process: WorkerProcess
         /// Tasks running in it, by task id.
         var tasks: [String: RunningTask] = [:]
         /// The task whose hard time limit made the host kill the process, and the limit.
         var timeLimitHit: (serial: Int, seconds: Double)?
+        /// Killed by `revoke(terminate=True)`.
+        var terminated = false
         /// Gets no more work (recycled, idle, evicted, or the executor is closing).
         var stopping = false
         /// Has been sent `.shutdown`.
@@ -54,17 +56,21 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
 
     private let launch: @Sendable (String) -> WorkerProcess.LaunchSpec?
     private let isCurrent: @Sendable (WorkerProcess) -> Bool
-    private let logger: Logger
+    let logger: Logger
     private let recyclePolicy: RecyclePolicy
     private let idlePolicy: IdlePolicy
     private let retireTimeout: Double
-    private let lock = ConditionLock()
-    private var slots: [pid_t: Slot] = [:]
+    let lock = ConditionLock()
+    var slots: [pid_t: Slot] = [:]
     private var waiting: [(request: TaskRequest, completion: @Sendable (TaskOutcome) -> Void)] = []
     private var serial = 0
     private var closed = false
+    /// Told of every worker process recycled (`.recycled`) or killed/lost (`.killed`), with a
+    /// reason (`max_tasks_per_child`, `time_limit`, `terminate`...): metrics. Set before use.
+    nonisolated(unsafe) public var lifecycle: (@Sendable (LifecycleEvent) -> Void)?
     /// The most worker processes alive at once.
-    public let maxProcesses: Int
+    public var maxProcesses: Int { lock.withLock { processCap } }
+    var processCap: Int
     /// Tasks one process runs at once: 1 for prefork, more for the threads pool.
     public let tasksPerProcess: Int
 
@@ -79,7 +85,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
                 isCurrent: @escaping @Sendable (WorkerProcess) -> Bool = { _ in true },
                 launch: @escaping @Sendable (String) -> WorkerProcess.LaunchSpec?) {
         self.isCurrent = isCurrent
-        self.maxProcesses = max(1, maxProcesses)
+        self.processCap = max(1, maxProcesses)
         self.tasksPerProcess = max(1, tasksPerProcess)
         self.recyclePolicy = recycle
         self.idlePolicy = idle
@@ -95,7 +101,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
     /// that has exited meanwhile is not taken (its `.exited` came before it had a slot).
     public func adopt(_ process: WorkerProcess) {
         let keep = lock.withLock { () -> Bool in
-            guard !closed, slots.count < maxProcesses, !process.hasExited else { return false }
+            guard !closed, slots.count < processCap, !process.hasExited else { return false }
             slots[process.pid] = Slot(process: process)
             return true
         }
@@ -115,7 +121,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
     /// Hands waiting tasks to idle processes, starting processes as needed. A process counts
     /// against the cap until it has exited, so at the cap an idle process of another plugin is
     /// asked to exit first and the task is placed when it has.
-    private func assign() {
+    func assign() {
         var toRun: [(WorkerProcess, TaskRequest, Int)] = []
         var toStop: [WorkerProcess] = []
         var failed: [(@Sendable (TaskOutcome) -> Void, TaskException)] = []
@@ -136,7 +142,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
                     toRun.append((slots[pid]!.process, item.request, serial))
                     continue
                 }
-                if slots.count >= maxProcesses {
+                if slots.count >= processCap {
                     if let victim = slots.first(where: { $0.value.tasks.isEmpty && !$0.value.stopping && $0.value.process.plugin != plugin })?.key {
                         slots[victim]!.stopping = true
                         slots[victim]!.retired = true
@@ -192,6 +198,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
         }
         guard let process else { return }
         logger.warning("hard time limit (\(seconds)s) exceeded: killing worker process \(pid)")
+        lifecycle?(.killed(reason: "time_limit"))
         process.kill()
     }
 
@@ -233,7 +240,10 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
                 logger.error("worker process \(process.pid) reported an outcome for a task it was not running (\(id))")
                 return
             }
-            if let reason = settled.recycle { logger.info("recycling worker process \(process.pid) (\(process.plugin)): \(reason)") }
+            if let reason = settled.recycle {
+                logger.info("recycling worker process \(process.pid) (\(process.plugin)): \(reason)")
+                lifecycle?(.recycled(reason: reason.metricLabel))
+            }
             if settled.retireNow { retire(process) }
             settled.completion(outcome)
             assign()
@@ -244,7 +254,8 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
                     if let hit = slot.timeLimitHit, hit.serial == task.serial {
                         task.completion(.timeLimitExceeded(seconds: hit.seconds))
                     } else {
-                        logger.error("worker process \(process.pid) (\(process.plugin)) exited prematurely: \(how), while running \(task.request.name)[\(task.request.id)]")
+                        logger.error("worker process \(process.pid) (\(process.plugin)) exited prematurely: \(how), while running \(task.request.name)[\(task.request.id)]", metadata: .task(task.request.name, task.request.id))
+                        if !slot.terminated { lifecycle?(.killed(reason: "crashed")) }
                         task.completion(.workerLost(how: how))
                     }
                 }
@@ -266,6 +277,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
             let stuck = lock.withLock { slots[process.pid]?.process === process }
             if stuck {
                 logger.warning("worker process \(process.pid) (\(process.plugin)) did not exit within \(timeout)s of shutdown: killing it")
+                lifecycle?(.killed(reason: "retire_timeout"))
                 process.kill()
             }
         }
@@ -296,6 +308,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
             for (process, seconds) in victims {
                 let timeout = idlePolicy.idleTimeout ?? 0
                 logger.info("stopping idle worker process \(process.pid) (\(process.plugin)): idle for \(Self.format(seconds))s (idle timeout \(Self.format(timeout))s)")
+                lifecycle?(.recycled(reason: "idle"))
                 retire(process)
             }
         }
@@ -322,6 +335,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
         }
         for p in remaining {
             logger.warning("worker process \(p.pid) did not exit in time: killing it")
+            lifecycle?(.killed(reason: "shutdown"))
             p.kill()
         }
         lock.withLock {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FnHostCore
+import FnHostObservability
 import FnHostPool
 
 #if canImport(Glibc)
@@ -35,8 +36,20 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("prefetch-multiplier"), help: "worker_prefetch_multiplier (default 4).")
     var prefetchMultiplier: Int?
 
-    @Option(name: .customLong("metrics-port"), help: "Port for /metrics (accepted; served once metrics land).")
+    @Option(name: .customLong("metrics-port"), help: "Serve /metrics, /healthz and /readyz over HTTP on this port (0: any free port).")
     var metricsPort: Int?
+
+    @Option(name: .customLong("metrics-host"), help: "Address the metrics server binds (default 0.0.0.0).")
+    var metricsHost: String = "0.0.0.0"
+
+    @Flag(name: [.customShort("E"), .customLong("task-events"), .customLong("events")], help: "Send Celery task events from the start (monitors such as Flower also turn them on with enable_events).")
+    var taskEvents = false
+
+    @Option(name: .customLong("heartbeat-interval"), help: "Seconds between worker-heartbeat events (default 2).")
+    var heartbeatInterval: Double = 2
+
+    @Option(name: .customLong("liveness-timeout"), help: "/healthz fails after this many seconds without fetch progress while messages wait (default 60).")
+    var livenessTimeout: Double = 60
 
     @Option(name: .customLong("max-tasks-per-child"), help: ArgumentHelp("Replace a worker process after it has run N tasks (default: no limit).", valueName: "N"))
     var maxTasksPerChild: Int?
@@ -52,6 +65,9 @@ struct Serve: ParsableCommand {
 
     @Option(name: [.customShort("P"), .long], help: "Pool kind: prefork (one task per worker process, the default) or threads (up to -c tasks per worker process).")
     var pool: String?
+
+    @Option(name: .customLong("log-format"), help: "Log lines as text (default) or json (one object per line, with task_id and task_name on task lines).")
+    var logFormat: String = "text"
 
     @Option(name: .customLong("grace-period"), help: "Seconds a warm shutdown waits for running tasks (default 60).")
     var gracePeriod: Double = 60
@@ -71,9 +87,13 @@ struct Serve: ParsableCommand {
         let idleTimeout = self.idleTimeout ?? 300
         guard idleTimeout >= 0, idleTimeout.isFinite else { throw ValidationError("--idle-timeout must be 0 (never) or more seconds") }
         let poolKind = try PoolKind(parsing: pool ?? file.pool ?? "prefork")
+        if let metricsPort { guard (0...65535).contains(metricsPort) else { throw ValidationError("--metrics-port must be from 0 to 65535") } }
+        guard heartbeatInterval > 0, heartbeatInterval.isFinite else { throw ValidationError("--heartbeat-interval must be a positive number of seconds") }
+        guard livenessTimeout > 0, livenessTimeout.isFinite else { throw ValidationError("--liveness-timeout must be a positive number of seconds") }
         let extra = queues.map { $0.split(separator: ",").map { String($0).trimmingCharacters() }.filter { !$0.isEmpty } } ?? file.queues
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
+        let nodename = hostname ?? file.hostname ?? "fnhost@" + String(decoding: host.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let settings = HostRuntime.Settings(
             functionsDirectory: try plugins.functionsDirectory(file),
             stateDirectory: plugins.resolvedStateDirectory,
@@ -82,7 +102,7 @@ struct Serve: ParsableCommand {
             concurrency: c,
             prefetchMultiplier: prefetchMultiplier ?? file.prefetchMultiplier ?? 4,
             sharedQueues: extra,
-            hostname: hostname ?? file.hostname ?? "fnhost@" + String(decoding: host.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self),
+            hostname: nodename,
             resultExpires: file.resultExpires ?? 86_400,
             taskOverrides: file.tasks,
             gracePeriod: gracePeriod,
@@ -94,10 +114,15 @@ struct Serve: ParsableCommand {
             pluginLogLevel: plugins.pythonLogLevel,
             amqp: file.amqp,
             allowUntrustedPlugins: plugins.allowUntrustedPlugins,
-            taskRoutes: file.taskRoutes)
-        let logger = LogSetup.bootstrap(try plugins.logLevel)
+            taskRoutes: file.taskRoutes,
+            observability: .init(
+                hostname: nodename, metricsPort: metricsPort, metricsHost: metricsHost, taskEvents: taskEvents || (file.sendTaskEvents ?? false),
+                heartbeatInterval: heartbeatInterval, health: HealthPolicy(stallTimeout: livenessTimeout),
+                poolImplementation: "fnhost:\(poolKind.rawValue)", maxTasksPerChild: maxTasks,
+                configuration: Self.celeryConf(broker: brokerURL, backend: backendURL, concurrency: c, prefetch: prefetchMultiplier ?? file.prefetchMultiplier ?? 4,
+                                               maxTasks: maxTasks, maxMemory: maxMemory, pool: poolKind.rawValue, queues: extra, events: taskEvents || (file.sendTaskEvents ?? false))))
+        let logger = LogSetup.bootstrap(try plugins.logLevel, format: try LogFormat(parsing: logFormat))
         for key in file.ignored { logger.warning("config: \(key) is not supported yet and is ignored") }
-        if let metricsPort { logger.warning("--metrics-port \(metricsPort): the metrics endpoint is not part of this version yet; nothing listens there") }
         let code = try HostRuntime(settings: settings, logger: logger).run()
         throw ExitCode(code)
     }

@@ -88,10 +88,10 @@ struct PluginOptions: ParsableArguments {
 enum LogSetup {
     nonisolated(unsafe) private static var done = false
 
-    static func bootstrap(_ level: Logger.Level) -> Logger {
+    static func bootstrap(_ level: Logger.Level, format: LogFormat = .text) -> Logger {
         if !done {
             LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
+                var handler = FormattedLogHandler(label: label, format: format)
                 handler.logLevel = level
                 return handler
             }

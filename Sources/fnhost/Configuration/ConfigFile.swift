@@ -46,6 +46,8 @@ struct ConfigFile {
     var amqp = Transports.AMQPSettings()
     /// `task_routes`: task name or glob pattern -> queue (exact names win; patterns are tried by name order).
     var taskRoutes: [(pattern: String, queue: String)] = []
+    /// `worker_send_task_events` (`-E`): send task events from the start.
+    var sendTaskEvents: Bool?
     /// Settings recognized but not implemented yet in this version (warned about, ignored).
     var ignored: [String] = []
 
@@ -140,6 +142,9 @@ struct ConfigFile {
                     }
                     config.taskRoutes.append((name, queue))
                 }
+            case "worker_send_task_events":
+                guard let b = value.boolValue else { throw fail(key, "must be true or false") }
+                config.sendTaskEvents = b
             case "tasks":
                 guard case .object(let tasks) = value else { throw fail(key, "must map task names to their options") }
                 for (name, options) in tasks.entries {

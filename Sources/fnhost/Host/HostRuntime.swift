@@ -52,6 +52,8 @@ final class HostRuntime: @unchecked Sendable {
         /// `task_routes`: where follow-up messages (chain steps, callbacks, chord bodies) of
         /// tasks this host does not serve go, before the default queue `celery`.
         var taskRoutes: [(pattern: String, queue: String)] = []
+        /// Metrics, health, events and remote control (see HostObservability).
+        var observability: HostObservability.Settings
     }
 
     private let settings: Settings
@@ -105,6 +107,15 @@ final class HostRuntime: @unchecked Sendable {
             let limits = dispatcher.prefetchLimits
             amqp.setPrefetch(perQueue: limits.perQueue, total: limits.total)
         }
+        let observability = HostObservability(settings: settings.observability, transport: transports.monitoring,
+                                              inspection: transports.inspection, logger: logger)
+        observability.attach(dispatcher: dispatcher, executor: executor, registry: registry)
+        do { try observability.startServer(dispatcher: dispatcher, executor: executor, registry: registry) } catch {
+            executor.shutdown(timeout: 5)
+            outcomes.stop()
+            throw error
+        }
+
         var delay = 0.2
         while true {
             do {
@@ -115,6 +126,7 @@ final class HostRuntime: @unchecked Sendable {
                 if waitForSignal(timeout: delay) {
                     executor.shutdown(timeout: 5)
                     outcomes.stop()
+                    observability.stop()
                     return 0
                 }
                 delay = min(delay * 2, 5)
@@ -125,6 +137,8 @@ final class HostRuntime: @unchecked Sendable {
         consumer.start()
         let reloading = startReloading(loader: loader, catalog: catalog, table: table, executor: executor, dispatcher: dispatcher,
                                        broker: broker, overrides: settings.taskOverrides)
+        observability.consumerStarted(consumer, dispatcher: dispatcher, executor: executor, registry: registry,
+                                      declareQueue: { try broker.declare(queues: [$0]) }, shutdown: { [self] in requestShutdown() })
         if let redis = transports.redisBroker {
             startRestoreSweeps(broker: redis, dispatcher: dispatcher)
             startDelayedMover(broker: redis)
@@ -137,6 +151,7 @@ final class HostRuntime: @unchecked Sendable {
 
         _ = waitForSignal(timeout: nil)
         logger.info("warm shutdown: no new tasks; waiting up to \(settings.gracePeriod)s for \(dispatcher.runningCount) running task(s)")
+        observability.shutdownBegan()
         // Drain first: from here no task starts, and a fetch still under way is given back.
         let unstarted = dispatcher.drain()
         consumer.stop()
@@ -157,6 +172,7 @@ final class HostRuntime: @unchecked Sendable {
         executor.shutdown(timeout: idle ? 10 : 2)
         if !outcomes.flush(timeout: 30) { logger.error("some outcomes could not be written before exit; their deliveries stay unacknowledged") }
         outcomes.stop()
+        observability.stop()
         broker.close()
         backend.close()
         logger.info("fnhost stopped")
@@ -220,6 +236,14 @@ final class HostRuntime: @unchecked Sendable {
     /// Sets what SIGHUP does.
     func setHangupHandler(_ handler: @escaping @Sendable () -> Void) {
         signals.withLock { hangup = handler }
+    }
+
+    /// A warm shutdown asked for from inside (the `shutdown` remote-control command), as SIGTERM.
+    private func requestShutdown() {
+        signals.withLock {
+            signalCount += 1
+            signals.broadcast()
+        }
     }
 
     /// Waits for a shutdown signal; true when one arrived.

@@ -21,6 +21,9 @@ struct Transports {
     let redisBroker: RedisBroker?
     /// Set on RabbitMQ: takes the dispatcher's prefetch windows.
     let amqpBroker: AMQPBroker?
+    /// Celery events and remote control, and what `/metrics` and `stats` tell of the broker.
+    let monitoring: any MonitoringTransport
+    let inspection: any BrokerInspection
     /// For logs: URLs with passwords masked.
     let brokerDescription: String
     let backendDescription: String
@@ -34,14 +37,17 @@ struct Transports {
             let broker = AMQPBroker(settings: .init(url: url, tls: amqp.tls, heartbeat: heartbeat, topology: amqp.topology), logger: logger)
             if backendURL.hasPrefix("rpc://") {
                 return Transports(broker: broker, backend: RPCResultBackend(publisher: broker.publisher, persistent: amqp.resultPersistent),
-                                  redisBroker: nil, amqpBroker: broker, brokerDescription: url.description, backendDescription: "rpc://")
+                                  redisBroker: nil, amqpBroker: broker,
+                                  monitoring: AMQPMonitoringTransport(url: url, tls: amqp.tls, heartbeat: heartbeat),
+                                  inspection: AMQPInspection(broker: broker), brokerDescription: url.description, backendDescription: "rpc://")
             }
             if AMQPURL.isAMQP(backendURL) {
                 throw FnHostError("result backend \(AMQPURL.mask(backendURL)): an amqp:// URL is not a result backend; use rpc:// (replies over this broker) or redis://")
             }
             let backend = try redisBackend(backendURL, resultExpires: resultExpires)
             return Transports(broker: broker, backend: backend, redisBroker: nil, amqpBroker: broker,
-                              brokerDescription: url.description, backendDescription: backend.description)
+                              monitoring: AMQPMonitoringTransport(url: url, tls: amqp.tls, heartbeat: heartbeat),
+                              inspection: AMQPInspection(broker: broker), brokerDescription: url.description, backendDescription: backend.description)
         }
         let url: RedisURL
         do { url = try RedisURL(brokerURL) } catch {
@@ -53,6 +59,7 @@ struct Transports {
         let broker = RedisBroker(url: url, logger: logger)
         let backend = try redisBackend(backendURL, resultExpires: resultExpires)
         return Transports(broker: broker, backend: backend, redisBroker: broker, amqpBroker: nil,
+                          monitoring: RedisMonitoringTransport(url: url), inspection: RedisInspection(url: url),
                           brokerDescription: url.description, backendDescription: backend.description)
     }
 

@@ -1,0 +1,183 @@
+import CeleryProtocol
+import FnHostCore
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Celery's remote control (celery-protocol.md §8), the worker side: consumes the host's
+/// mailbox on the `celery.pidbox` fanout exchange, runs the commands addressed to this node
+/// (`destination` empty or naming it, or a matching `pattern`), and replies through
+/// `reply.celery.pidbox` to the client's reply queue with `{"<nodename>": <reply>}`, headers
+/// `{"ticket", "clock"}`. Commands without `reply_to` are casts: run, not answered.
+///
+/// The commands themselves are `RemoteControl+Commands.swift`; what they act on is the
+/// `Context`. A command that throws is answered `{"error": "<reason>"}`, as kombu does.
+///
+/// Threading: one consumer thread (`start`/`stop`); commands run on it.
+public final class RemoteControl: @unchecked Sendable {
+    /// The fanout exchange of requests, and the direct exchange of replies.
+    public static let exchange = "celery.pidbox"
+    public static let replyExchange = "reply.celery.pidbox"
+
+    /// Everything the commands act on or report.
+    public struct Context: Sendable {
+        public var hostname: String
+        public var dispatcher: Dispatcher
+        public var registry: TaskRegistry
+        public var events: EventDispatcher
+        public var inspection: (any BrokerInspection)?
+        /// `stats()['pool']['implementation']`, e.g. `fnhost:prefork`.
+        public var poolImplementation: String
+        public var maxTasksPerChild: Int?
+        /// `conf()`: Celery setting names to values, secrets already masked.
+        public var configuration: JSONObject
+        /// Worker process pids, and the one running a task.
+        public var workerPids: @Sendable () -> [Int32]
+        public var workerPid: @Sendable (String) -> Int32?
+        /// Declares a queue on the broker (`add_consumer`).
+        public var declareQueue: @Sendable (String) throws -> Void
+        /// Changes the process cap along with the dispatcher's concurrency (pool resizing).
+        public var resizePool: @Sendable (Int) -> Void
+        /// Starts a warm shutdown (`shutdown`).
+        public var shutdown: @Sendable () -> Void
+
+        public init(hostname: String, dispatcher: Dispatcher, registry: TaskRegistry, events: EventDispatcher,
+                    inspection: (any BrokerInspection)?, poolImplementation: String, maxTasksPerChild: Int?,
+                    configuration: JSONObject, workerPids: @escaping @Sendable () -> [Int32],
+                    workerPid: @escaping @Sendable (String) -> Int32?, declareQueue: @escaping @Sendable (String) throws -> Void,
+                    resizePool: @escaping @Sendable (Int) -> Void, shutdown: @escaping @Sendable () -> Void) {
+            self.hostname = hostname
+            self.dispatcher = dispatcher
+            self.registry = registry
+            self.events = events
+            self.inspection = inspection
+            self.poolImplementation = poolImplementation
+            self.maxTasksPerChild = maxTasksPerChild
+            self.configuration = configuration
+            self.workerPids = workerPids
+            self.workerPid = workerPid
+            self.declareQueue = declareQueue
+            self.resizePool = resizePool
+            self.shutdown = shutdown
+        }
+    }
+
+    let context: Context
+    let clock: LamportClock
+    let logger: Logger
+    let startedAt = monotonicNow()
+    private let transport: any MonitoringTransport
+    private let lock = ConditionLock()
+    private var stopping = false
+    private var thread: pthread_t?
+    /// Autoscale bounds set by `autoscale` (max, min).
+    var autoscaleBounds: (max: Int, min: Int)?
+
+    public init(transport: any MonitoringTransport, context: Context, clock: LamportClock, logger: Logger) {
+        self.transport = transport
+        self.context = context
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// The host's mailbox queue: `<nodename>.celery.pidbox`.
+    public var mailbox: String { "\(context.hostname).\(Self.exchange)" }
+
+    /// Starts consuming (again, after `stop`).
+    public func start() {
+        lock.withLock { stopping = false }
+        let t = startThread(name: "fnhost-pidbox") { [self] in run() }
+        lock.withLock { thread = t }
+    }
+
+    /// Stops consuming; returns within one receive timeout.
+    public func stop() {
+        let t = lock.withLock { () -> pthread_t? in
+            stopping = true
+            defer { thread = nil }
+            return thread
+        }
+        if let t { pthread_join(t, nil) }
+    }
+
+    private func run() {
+        var backoff = 0.2
+        while !lock.withLock({ stopping }) {
+            do {
+                let messages = try transport.receive(fromFanout: Self.exchange, queue: mailbox, timeout: 0.5)
+                backoff = 0.2
+                for message in messages { handle(message) }
+            } catch {
+                if lock.withLock({ stopping }) { break }
+                logger.warning("remote control: receiving from \(Self.exchange) failed, retrying in \(backoff)s: \(error)")
+                sleepSeconds(backoff)
+                backoff = min(backoff * 2, 5)
+            }
+        }
+    }
+
+    /// Whether a request is addressed to this node (kombu's `Node.handle_message` rules).
+    func isForMe(_ body: JSON) -> Bool {
+        if case .array(let names)? = body["destination"], !names.isEmpty {
+            return names.contains(.string(context.hostname))
+        }
+        if case .string(let pattern)? = body["pattern"], !pattern.isEmpty {
+            let matcher = body["matcher"]?.stringValue ?? "glob"
+            return matcher == "glob" ? Glob.matches(pattern, context.hostname) : pattern == context.hostname
+        }
+        return true
+    }
+
+    /// Runs one request and sends its reply, if one is wanted.
+    func handle(_ message: MonitoringMessage) {
+        if let theirs = message.headers["clock"]?.intValue { clock.adjust(theirs) }
+        let body = message.body
+        guard let method = body["method"]?.stringValue, isForMe(body) else { return }
+        let arguments = body["arguments"]?.objectValue ?? [:]
+        logger.debug("remote control: \(method)")
+        var reply: JSON?
+        do {
+            reply = try run(method, arguments, from: body)
+        } catch {
+            logger.warning("remote control command \(method) failed: \(error)")
+            reply = .object(["error": .string("\(error)")])
+        }
+        guard let reply, case .object(let to)? = body["reply_to"],
+              let exchange = to["exchange"]?.stringValue, let routingKey = to["routing_key"]?.stringValue else { return }
+        var headers: JSONObject = ["clock": .int(clock.forward())]
+        if let ticket = body["ticket"] { headers["ticket"] = ticket }
+        headers = ["ticket": headers["ticket"] ?? .null, "clock": headers["clock"]!]
+        let out = MonitoringMessage(routingKey: routingKey, headers: headers, body: .object([context.hostname: reply]))
+        do {
+            try transport.reply(out, throughDirect: exchange.isEmpty ? Self.replyExchange : exchange)
+        } catch {
+            logger.warning("remote control: replying to \(method) failed: \(error)")
+        }
+    }
+}
+
+/// fnmatch-style globs (`*`, `?`, `[...]`) for pidbox `pattern`s.
+enum Glob {
+    static func matches(_ pattern: String, _ text: String) -> Bool {
+        match(Array(pattern), 0, Array(text), 0)
+    }
+
+    private static func match(_ p: [Character], _ pi: Int, _ t: [Character], _ ti: Int) -> Bool {
+        if pi == p.count { return ti == t.count }
+        switch p[pi] {
+        case "*":
+            for k in ti...t.count where match(p, pi + 1, t, k) { return true }
+            return false
+        case "?":
+            return ti < t.count && match(p, pi + 1, t, ti + 1)
+        case "[":
+            guard ti < t.count, let close = p[(pi + 1)...].firstIndex(of: "]") else { return ti < t.count && p[pi] == t[ti] && match(p, pi + 1, t, ti + 1) }
+            let set = p[(pi + 1)..<close]
+            return set.contains(t[ti]) && match(p, close + 1, t, ti + 1)
+        default:
+            return ti < t.count && p[pi] == t[ti] && match(p, pi + 1, t, ti + 1)
+        }
+    }
+}
