@@ -26,12 +26,12 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def flower(redis_dbs):
+def flower(transport):
     """`celery flower` on a free port, the API open without auth (FLOWER_UNAUTHENTICATED_API);
     stopped by its PID."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "--broker", redis_dbs.broker_url, "flower", f"--port={port}", "--address=127.0.0.1"],
+        [sys.executable, "-m", "celery", "--broker", transport.broker_url, "flower", f"--port={port}", "--address=127.0.0.1"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env=clean_env({"FLOWER_UNAUTHENTICATED_API": "true"}),
     )
@@ -56,6 +56,7 @@ def flower(redis_dbs):
         proc.wait()
 
 
+@pytest.mark.all_brokers(["redis", "amqp+redis"])
 def test_flower_lists_the_host_online_and_its_tasks_with_states_and_runtimes(serve, make_functions, celery_app, flower):
     host = serve(make_functions(), "-n", NODE)
     workers = wait_until(lambda: (flower("/api/workers?refresh=1") or {}).get(NODE), FLOWER_TIMEOUT, "Flower to list the host")

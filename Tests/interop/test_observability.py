@@ -15,6 +15,7 @@ import urllib.request
 
 import pytest
 from billiard.exceptions import TimeLimitExceeded
+from amqp.exceptions import NotFound, ResourceLocked
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import RESULT_TIMEOUT, wait_until
@@ -71,6 +72,7 @@ def metrics_host(serve, make_functions):
 # /metrics
 
 
+@pytest.mark.all_brokers(["redis", "amqp+rpc"])
 def test_metrics_count_tasks_with_celery_exporter_names_and_labels(metrics_host, celery_app):
     host, port = metrics_host("-c", "2")
     for _ in range(2):
@@ -95,7 +97,7 @@ def test_metrics_count_tasks_with_celery_exporter_names_and_labels(metrics_host,
     assert value(samples, "celery_worker_up", hostname=NODE) == 1
     assert value(samples, "celery_worker_tasks_active", hostname=NODE) == 0
     assert value(samples, "celery_queue_length", queue_name="math.add") == 0
-    assert value(samples, "fnhost_functions_loaded", hostname=NODE) == 8
+    assert value(samples, "fnhost_functions_loaded", hostname=NODE) == 9  # libmath.so 5, libtext.so 4
     assert value(samples, "fnhost_plugin_loads_total", hostname=NODE, result="loaded") == 2
     assert value(samples, "fnhost_broker_connected", hostname=NODE) == 1
     assert value(samples, "fnhost_delayed_store_length") == 0
@@ -129,6 +131,7 @@ def test_queue_length_counts_the_backlog_and_a_busy_host_stays_live(metrics_host
 # /healthz and /readyz
 
 
+@pytest.mark.all_brokers(["redis", "amqp+rpc"])
 def test_healthz_and_readyz_pass_on_a_consuming_host(metrics_host):
     host, port = metrics_host()
     assert http_get(port, "/healthz") == (200, "ok\n")
@@ -173,7 +176,7 @@ def test_inspect_answers_in_celerys_shapes(serve, make_functions, celery_app, re
     inspect = celery_app.control.inspect(timeout=CONTROL_TIMEOUT, limit=1)
 
     assert inspect.ping() == {NODE: {"ok": "pong"}}
-    assert inspect.registered() == {NODE: ["math.add", "math.div", "math.mul", "math.slow", "text.echo_context",
+    assert inspect.registered() == {NODE: ["math.add", "math.div", "math.mul", "math.slow", "math.xsum", "text.echo_context",
                                            "text.require_nonempty", "text.upper", "text.wordcount"]}
     active = wait_until(lambda: (inspect.active() or {}).get(NODE), RESULT_TIMEOUT, "the slow task in inspect.active()")
     [info] = active
@@ -210,6 +213,7 @@ def test_inspect_answers_in_celerys_shapes(serve, make_functions, celery_app, re
     assert "s3cret-pw" not in host.log
 
 
+@pytest.mark.all_brokers(["redis", "amqp+rpc"])
 def test_a_revoked_id_never_runs(serve, make_functions, celery_app):
     host = serve(make_functions(), "-n", NODE)
     task_id = "revoked-before-it-was-sent"
@@ -221,6 +225,7 @@ def test_a_revoked_id_never_runs(serve, make_functions, celery_app):
     host.wait_for_log(rf"math\.add\[{task_id}\] was revoked before it ran")
 
 
+@pytest.mark.all_brokers(["redis", "amqp+rpc"])
 def test_control_commands_change_the_running_host(serve, make_functions, celery_app):
     host = serve(make_functions(), "-n", NODE, "-c", "2")
     control = celery_app.control
@@ -262,17 +267,33 @@ def test_control_commands_change_the_running_host(serve, make_functions, celery_
 class Capture:
     """A real Celery event receiver on its own thread, collecting every event."""
 
-    def __init__(self, app, redis_client):
+    def __init__(self, app, transport, redis_dbs):
         self.events: list[dict] = []
         self._cond = threading.Condition()
         self._conn = app.connection()
         self._receiver = app.events.Receiver(self._conn, handlers={"*": self._on_event})
-        before = redis_client.execute_command("PUBSUB", "NUMPAT")
+        redis_client = redis_dbs.broker
+        before = None if transport.is_amqp else redis_client.execute_command("PUBSUB", "NUMPAT")
         self._thread = threading.Thread(target=self._receiver.capture, kwargs=dict(limit=None, timeout=None, wakeup=False),
                                         daemon=True)
         self._thread.start()
-        # kombu PSUBSCRIBEs when consuming starts: wait until Redis counts the new pattern.
-        wait_until(lambda: redis_client.execute_command("PUBSUB", "NUMPAT") > before, 10, "the receiver's PSUBSCRIBE")
+        if transport.is_amqp:
+            # The receiver declares its own queue on celeryev once consuming starts: wait until it exists.
+            name = self._receiver.queue.name
+
+            def declared():
+                with app.connection_for_write() as conn:
+                    try:
+                        conn.default_channel.queue_declare(queue=name, passive=True)
+                        return True
+                    except ResourceLocked:  # exclusive to the receiver's connection (Celery 5.7): it exists
+                        return True
+                    except NotFound:
+                        return False
+            wait_until(declared, 10, "the receiver's queue")
+        else:
+            # kombu PSUBSCRIBEs when consuming starts: wait until Redis counts the new pattern.
+            wait_until(lambda: redis_client.execute_command("PUBSUB", "NUMPAT") > before, 10, "the receiver's PSUBSCRIBE")
 
     def _on_event(self, event):
         with self._cond:
@@ -309,8 +330,9 @@ class Capture:
 COMMON = {"hostname", "timestamp", "utcoffset", "pid", "clock", "type"}
 
 
-def test_events_reach_a_real_receiver_and_obey_enable_and_disable(serve, make_functions, celery_app, redis_dbs):
-    capture = Capture(celery_app, redis_dbs.broker)
+@pytest.mark.all_brokers(["redis", "amqp+redis"])
+def test_events_reach_a_real_receiver_and_obey_enable_and_disable(serve, make_functions, celery_app, redis_dbs, transport):
+    capture = Capture(celery_app, transport, redis_dbs)
     try:
         host = serve(make_functions(), "-n", NODE, "--heartbeat-interval", "0.5")
         online = capture.wait_for(lambda e: e["type"] == "worker-online", "worker-online")
@@ -361,8 +383,9 @@ def test_events_reach_a_real_receiver_and_obey_enable_and_disable(serve, make_fu
         capture.stop()
 
 
-def test_dash_E_sends_task_events_from_the_start_including_revoked(serve, make_functions, celery_app, redis_dbs):
-    capture = Capture(celery_app, redis_dbs.broker)
+@pytest.mark.all_brokers(["redis", "amqp+redis"])
+def test_dash_E_sends_task_events_from_the_start_including_revoked(serve, make_functions, celery_app, redis_dbs, transport):
+    capture = Capture(celery_app, transport, redis_dbs)
     try:
         serve(make_functions(), "-n", NODE, "-E")
         ok = celery_app.send_task("math.add", args=[2, 2], queue="math.add")
