@@ -58,3 +58,15 @@ def test_refused_registration_is_absent_from_fnhost_list(make_functions, fnhost_
     names = {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
     assert {"opts.early_ack", "opts.ignored", "opts.queue"} <= names, out.stdout
     assert "opts.badkey" not in names, out.stdout
+
+
+@pytest.mark.all_brokers(["redis", "amqp+rpc"])
+def test_track_started_stores_started_while_the_task_runs(serve, make_functions, celery_app, tmp_path):
+    config = tmp_path / "fnhost.yml"
+    config.write_text("tasks:\n  math.slow: { track_started: true }\n")
+    serve(make_functions(), "-c", "1", "--config", config)
+    result = celery_app.send_task("math.slow", args=[2], queue="math.slow")
+    wait_until(lambda: result.state == "STARTED", RESULT_TIMEOUT, "the STARTED state")
+    assert isinstance(result.info["pid"], int) and result.info["hostname"]
+    assert result.get(timeout=RESULT_TIMEOUT)["end"] >= 0
+    assert result.state == "SUCCESS"

@@ -1,6 +1,17 @@
 import CeleryProtocol
 import Logging
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// This machine's host name (for STARTED results).
+let processHostname: String = {
+    var buffer = [CChar](repeating: 0, count: 256)
+    gethostname(&buffer, 255)
+    return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}()
+
 /// The host's decision-maker: from message headers alone it decides whether a delivery runs,
 /// fails, waits for its ETA or is dropped, and it starts tasks only where a slot is free.
 ///
@@ -450,6 +461,15 @@ public final class Dispatcher: @unchecked Sendable {
         for request in starts { start(request) }
     }
 
+    /// STARTED, as Celery stores it with `track_started`: `{"pid": ..., "hostname": ...}`.
+    static func startedMeta(_ request: TaskRequest) -> ResultMeta {
+        let info: JSONObject = ["pid": .int(Int64(getpid())), "hostname": .string(processHostname)]
+        var meta = ResultMeta(status: .started, resultJSON: JSONWriter.bytes(.object(info)), taskId: request.id,
+                              groupId: request.message.group, parentId: request.message.parentId)
+        meta.replyTo = request.message.replyTo
+        return meta
+    }
+
     private func start(_ request: TaskRequest) {
         let revokedNow = lock.withLock { revokedIds.contains(request.id) }
         if revokedNow || (request.message.expires.map { $0 <= clock() } ?? false) {
@@ -460,6 +480,9 @@ public final class Dispatcher: @unchecked Sendable {
         }
         if !request.function.options.acksLate {
             outcomes.submit(Settlement(delivery: request.delivery, disposition: .ack))
+        }
+        if request.function.options.trackStarted && request.storesResult {
+            outcomes.submit(Settlement(delivery: nil, results: [Self.startedMeta(request)], disposition: .none))
         }
         logger.debug("task \(request.name)[\(request.id)] started", metadata: .task(request.name, request.id))
         observer?.observe(.started(request))

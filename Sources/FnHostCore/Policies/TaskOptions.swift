@@ -33,6 +33,9 @@ public struct TaskOptions: Sendable, Equatable {
     public var rejectOnWorkerLost = false
     /// Store no result.
     public var ignoreResult = false
+    /// Store (and, on rpc://, send) STARTED when a worker process takes the task, as Celery's
+    /// `track_started` does.
+    public var trackStarted = false
 
     public init() {}
 
@@ -40,7 +43,7 @@ public struct TaskOptions: Sendable, Equatable {
     public static let knownKeys: [String] = [
         "queue", "concurrency", "max_retries", "default_retry_delay", "autoretry", "retry_backoff",
         "retry_backoff_max", "retry_jitter", "time_limit", "soft_time_limit", "rate_limit", "acks_late",
-        "reject_on_worker_lost", "ignore_result",
+        "reject_on_worker_lost", "ignore_result", "track_started",
     ]
 
     /// Why options were refused; the message names the key.
@@ -110,6 +113,7 @@ public struct TaskOptions: Sendable, Equatable {
             case "acks_late": acksLate = try bool()
             case "reject_on_worker_lost": rejectOnWorkerLost = try bool()
             case "ignore_result": ignoreResult = try bool()
+            case "track_started": trackStarted = try bool()
             default:
                 throw fail("unknown option (known: \(Self.knownKeys.joined(separator: ", ")))")
             }
