@@ -107,7 +107,8 @@ import Testing
         let options = try TaskOptions.parse(json: """
             {"queue": "q", "concurrency": 2, "max_retries": 7, "default_retry_delay": 1, "autoretry": true,
              "retry_backoff": 2, "retry_backoff_max": 30, "retry_jitter": false, "time_limit": 9, "soft_time_limit": 8,
-             "rate_limit": "3/h", "acks_late": false, "reject_on_worker_lost": true, "ignore_result": true}
+             "rate_limit": "3/h", "acks_late": false, "reject_on_worker_lost": true, "ignore_result": true,
+             "track_started": true}
             """)
         #expect(options.queue == "q")
         #expect(options.concurrency == 2)
@@ -123,6 +124,7 @@ import Testing
         #expect(!options.acksLate)
         #expect(options.rejectOnWorkerLost)
         #expect(options.ignoreResult)
+        #expect(options.trackStarted)
         #expect(Set(options.json.objectValue?.keys ?? []) == Set(TaskOptions.knownKeys))
     }
 }

@@ -146,6 +146,7 @@ public struct TaskOptions: Sendable, Equatable {
         o["acks_late"] = .bool(acksLate)
         o["reject_on_worker_lost"] = .bool(rejectOnWorkerLost)
         o["ignore_result"] = .bool(ignoreResult)
+        o["track_started"] = .bool(trackStarted)
         return .object(o)
     }
 }
