@@ -143,7 +143,7 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
     public func fetch(_ plan: FetchPlan, timeout: Double) throws -> [Delivery] {
         guard plan.total > 0, !plan.entries.isEmpty else { return [] }
         let deadline = monotonicNow() + timeout
-        return lock.withLock {
+        return try lock.withLock {
             while true {
                 if !buffer.isEmpty {
                     var limits: [String: Int] = [:]
@@ -163,7 +163,13 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
                         return taken
                     }
                 }
-                if stopping || !lock.wait(until: deadline) { return [] }
+                if stopping { return [] }
+                if !lock.wait(until: deadline) {
+                    // Nothing can arrive while the consuming connection is down: say so, so the
+                    // consumer (and /readyz) know the broker is not reached.
+                    if !connected && thread != nil { throw AMQPError("not consuming: the connection to \(settings.url) is down (reconnecting)") }
+                    return []
+                }
             }
         }
     }

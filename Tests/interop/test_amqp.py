@@ -3,7 +3,10 @@ refused declaration, rpc:// replies on the wire, the delayed store and the dead-
 queues, a dropped connection and a broker restart mid-stream, and TLS (amqps://)."""
 
 import json
+import socket
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from amqp.exceptions import NotFound
@@ -170,12 +173,32 @@ def test_dropped_connections_are_reopened_and_consuming_resumes(serve, make_func
 
 @AMQP_ONLY
 def test_a_broker_restart_mid_stream_loses_no_task(serve, make_functions, celery_app, rabbitmq_server):
-    host = serve(make_functions(), "-c", "2")
+    port = free_port()
+    host = serve(make_functions(), "-c", "2", "--metrics-port", port)
     results = [celery_app.send_task("math.add", args=[i, 1], queue="math.add") for i in range(1000)]
     wait_until(lambda: sum(r.ready() for r in results[:100]) >= 20, 60, "the stream to be under way")
-    rabbitmq_server.restart()
+    assert http_status(port, "/readyz") == 200
+    rabbitmq_server.stop()
+    # Nothing is consumed while RabbitMQ is down: the host is not ready (and says why).
+    wait_until(lambda: http_status(port, "/readyz") == 503, 30, "/readyz to fail while the broker is down")
+    rabbitmq_server.start()
     host.wait_for_log(r"consuming from .* again", timeout=90)
+    wait_until(lambda: http_status(port, "/readyz") == 200, 30, "/readyz to pass again")
     assert [r.get(timeout=120) for r in results] == [i + 1 for i in range(1000)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def _tls_config(tmp_path, ca) -> str:
