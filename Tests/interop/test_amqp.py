@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from amqp.exceptions import NotFound
+from amqp.exceptions import NotFound, PreconditionFailed
 from celery import Celery
 from celery.exceptions import MaxRetriesExceededError
 
@@ -287,3 +287,51 @@ def test_quorum_queues_as_the_producer_declares_them(serve, make_functions, tran
         assert "exists with other arguments" not in host.log
     finally:
         producer.close()
+
+
+CONSUMER_TIMEOUT_2S = "application:set_env(rabbit, consumer_timeout, 2000), application:set_env(rabbit, channel_tick_interval, 500)."
+CONSUMER_TIMEOUT_DEFAULT = "application:set_env(rabbit, consumer_timeout, 3600000), application:set_env(rabbit, channel_tick_interval, 60000)."
+
+
+def held_delivery_is_cut(app) -> bool:
+    """The control: a consumer holding a delivery unacknowledged (what Celery's worker does with an
+    ETA task) has its channel closed by consumer_timeout within a few seconds."""
+    import socket as _socket
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=3)
+        raw = conn.connection  # the py-amqp connection
+        ch = raw.channel()
+        ch.queue_declare("interop.held", durable=False, auto_delete=True)
+        ch.basic_publish(amqp_message("held"), routing_key="interop.held")
+        ch.basic_consume("interop.held", callback=lambda m: None)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                raw.drain_events(timeout=0.5)
+            except _socket.timeout:
+                continue
+            except PreconditionFailed:
+                return True
+    return False
+
+
+def amqp_message(body):
+    import amqp
+    return amqp.Message(body)
+
+
+@AMQP_ONLY
+def test_a_countdown_longer_than_consumer_timeout_runs_once_on_an_open_channel(serve, make_functions, celery_app, rabbitmq_server):
+    # RabbitMQ closes a channel that holds a delivery unacknowledged past consumer_timeout (30 min
+    # by default; 2 s here, for the channels opened meanwhile). Celery's worker holds ETA tasks so.
+    rabbitmq_server.ctl("eval", CONSUMER_TIMEOUT_2S)
+    try:
+        host = serve(make_functions(), "-c", "1")
+        assert held_delivery_is_cut(celery_app), "consumer_timeout is not in effect: the test would show nothing"
+    finally:
+        rabbitmq_server.ctl("eval", CONSUMER_TIMEOUT_DEFAULT)
+    # 9 s: acknowledged into the 8 s delay level, then held in memory for the last second only.
+    result = celery_app.send_task("math.add", args=[1, 2], queue="math.add", countdown=9)
+    assert result.get(timeout=40) == 3
+    assert "lost the consuming connection" not in host.log and "timed out" not in host.log
+    assert host.log.count(f"math.add[{result.id}]") <= 2  # moved once, ran once (no redelivery)
