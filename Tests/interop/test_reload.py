@@ -249,3 +249,29 @@ def test_task_name_moves_between_manifests(serve, make_functions, celery_app):
     assert get(celery_app, "calc.floor", [2.5], queue="calc") == 2.0
     assert get(celery_app, "calc.ceil", [2.5], queue="calc") == 3.0
     assert get(celery_app, "calc.sqrt", [4], queue="calc") == 2.0
+
+
+def test_reload_failures_and_functions_loaded_show_in_metrics(serve, functions, version_build, celery_app):
+    import socket
+    import urllib.request
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def sample(name):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        values = [s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name]
+        return values[0] if values else None
+
+    host = serve(functions, "--metrics-port", port)
+    loaded = sample("fnhost_functions_loaded")
+    assert sample("fnhost_plugin_reload_failures_total") == 0
+    install(version_build(9, broken=True), functions / "libversion.so")
+    host.wait_for_log(r"reload: plugin libversion\.so failed to load", RELOAD_TIMEOUT)
+    assert sample("fnhost_plugin_reload_failures_total") == 1
+    (functions / "libversion.so").unlink()
+    host.wait_for_log(r"reload: libversion\.so was removed", RELOAD_TIMEOUT)
+    wait_until(lambda: sample("fnhost_functions_loaded") == loaded - 3, 10, "the removed plugin's functions to leave the gauge")

@@ -122,7 +122,7 @@ extension RemoteControl {
     }
 
     private func registered(items: [String]) -> JSON {
-        .array(context.registry.sorted.map { f in
+        .array(context.dispatcher.currentRegistry.sorted.map { f in  // what serves now, after any reload
             let attrs: [(String, String?)] = items.map { item in
                 switch item {
                 case "rate_limit": return (item, f.options.rateLimit)

@@ -27,6 +27,7 @@ public final class PluginReloader: @unchecked Sendable {
     private let logger: Logger
     private let install: @Sendable (TaskRegistry) -> Void
     private let report: @Sendable ([ReloadStateMachine.PluginStatus]) -> Void
+    private let failed: @Sendable (String) -> Void
     private let lock = ConditionLock()
     private var machine: ReloadStateMachine
     /// Functions of each serving generation, as its plugin registered them (before overrides).
@@ -40,8 +41,10 @@ public final class PluginReloader: @unchecked Sendable {
     public init(loader: PluginLoader, catalog: PluginCatalog, table: GenerationTable, executor: ProcessExecutor,
                 machine: ReloadStateMachine = ReloadStateMachine(), logger: Logger,
                 report: @escaping @Sendable ([ReloadStateMachine.PluginStatus]) -> Void = { _ in },
+                failed: @escaping @Sendable (String) -> Void = { _ in },
                 install: @escaping @Sendable (TaskRegistry) -> Void) {
         self.report = report
+        self.failed = failed
         self.loader = loader
         self.table = table
         self.executor = executor
@@ -225,6 +228,7 @@ public final class PluginReloader: @unchecked Sendable {
     }
 
     private func report(plugin: String, serving: ReloadStateMachine.Generation?, reason: String) {
+        failed(plugin)
         if let serving {
             logger.error("reload: plugin \(plugin) failed to load: \(reason); \(serving) keeps serving")
         } else {

@@ -66,12 +66,16 @@ final class HostObservability: @unchecked Sendable {
         metrics.increment(MetricNames.pluginReloadFailures, [host], by: 0)
     }
 
+    /// Counts a plugin version that failed its probe on a reload (the old one keeps serving).
+    func reloadFailed() {
+        metrics.increment(MetricNames.pluginReloadFailures, [settings.hostname])
+    }
+
     /// Starts the metrics server (when `--metrics-port` is given), before the broker is
     /// reached: until the consumer runs, `/readyz` says so and `/healthz` passes.
     func startServer(dispatcher: Dispatcher, executor: ProcessExecutor, registry: TaskRegistry) throws {
         let host = settings.hostname
         let inspection = self.inspection
-        let functions = registry.functions.count
         metrics.onCollect { [self] m in
             let s = dispatcher.snapshot()
             let health = consumerHealth
@@ -79,7 +83,7 @@ final class HostObservability: @unchecked Sendable {
             m.set(MetricNames.workerTasksActive, [host], Double(s.active.count))
             m.set(MetricNames.tasksReserved, [host], Double(s.reserved.count))
             m.set(MetricNames.tasksScheduled, [host], Double(s.scheduled.count))
-            m.set(MetricNames.functionsLoaded, [host], Double(functions))
+            m.set(MetricNames.functionsLoaded, [host], Double(dispatcher.currentRegistry.functions.count))
             m.set(MetricNames.brokerConnected, [host], health.brokerConnected ? 1 : 0)
             m.set(MetricNames.consumerStall, [host], max(0, monotonicNow() - health.lastProgress))
             let states = executor.processStates
@@ -96,7 +100,7 @@ final class HostObservability: @unchecked Sendable {
         }
         if let port = settings.metricsPort {
             let server = MetricsServer(host: settings.metricsHost, port: port, logger: logger) { [self] path in
-                respond(path, dispatcher: dispatcher, functions: functions)
+                respond(path, dispatcher: dispatcher, functions: dispatcher.currentRegistry.functions.count)
             }
             do { try server.start() } catch { throw FnHostError(error.description) }
             self.server = server

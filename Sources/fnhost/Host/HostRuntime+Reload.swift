@@ -23,7 +23,8 @@ extension HostRuntime {
     /// Starts watching the functions directory and answering SIGHUP. Each new registry gets the
     /// deployment's overrides, goes to the dispatcher, and its queues are declared.
     func startReloading(loader: PluginLoader, catalog: PluginCatalog, table: GenerationTable, executor: ProcessExecutor,
-                        dispatcher: Dispatcher, broker: any Broker, overrides: [String: JSONObject]) -> Reloading {
+                        dispatcher: Dispatcher, broker: any Broker, overrides: [String: JSONObject],
+                        reloadFailed: @escaping @Sendable (String) -> Void = { _ in }) -> Reloading {
         let logger = self.logger
         let pidFile = PidFile(stateDirectory: loader.stateDirectory, functionsDirectory: loader.functionsDirectory)
         do { try pidFile.write() } catch { logger.error("`fnhost reload` will not find this host: \(error)") }
@@ -34,7 +35,7 @@ extension HostRuntime {
             })
         }
         let reloader = PluginReloader(loader: loader, catalog: catalog, table: table, executor: executor, logger: logger,
-                                      report: report) { raw in
+                                      report: report, failed: reloadFailed) { raw in
             var registry = raw
             for error in registry.applyOverrides(overrides) { logger.error("config: \(error)") }
             let queues = dispatcher.replaceRegistry(registry)

@@ -136,7 +136,8 @@ final class HostRuntime: @unchecked Sendable {
                                 deduplicateWith: settings.deduplicateSuccessfulTasks ? backend : nil)
         consumer.start()
         let reloading = startReloading(loader: loader, catalog: catalog, table: table, executor: executor, dispatcher: dispatcher,
-                                       broker: broker, overrides: settings.taskOverrides)
+                                       broker: broker, overrides: settings.taskOverrides,
+                                       reloadFailed: { _ in observability.reloadFailed() })
         observability.consumerStarted(consumer, dispatcher: dispatcher, executor: executor, registry: registry,
                                       declareQueue: { try broker.declare(queues: [$0]) }, shutdown: { [self] in requestShutdown() })
         if let redis = transports.redisBroker {
