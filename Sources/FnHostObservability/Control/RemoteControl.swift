@@ -86,8 +86,15 @@ public final class RemoteControl: @unchecked Sendable {
     public var mailbox: String { "\(context.hostname).\(Self.exchange)" }
 
     /// Starts consuming (again, after `stop`).
+    /// The mailbox is subscribed (declared and bound, on RabbitMQ) before this returns, so a
+    /// request sent once the host has said it is ready reaches it.
     public func start() {
         lock.withLock { stopping = false }
+        do {
+            for message in try transport.receive(fromFanout: Self.exchange, queue: mailbox, timeout: 0.01) { handle(message) }
+        } catch {
+            logger.warning("remote control: subscribing to \(Self.exchange) failed, retrying in the background: \(error)")
+        }
         let t = startThread(name: "fnhost-pidbox") { [self] in run() }
         lock.withLock { thread = t }
     }
