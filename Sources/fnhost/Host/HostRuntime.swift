@@ -152,9 +152,10 @@ final class HostRuntime: @unchecked Sendable {
 
         _ = waitForSignal(timeout: nil)
         logger.info("warm shutdown: no new tasks; waiting up to \(settings.gracePeriod)s for \(dispatcher.runningCount) running task(s)")
-        observability.shutdownBegan()
         // Drain first: from here no task starts, and a fetch still under way is given back.
+        // Only then stop remote control (its stop waits up to one receive timeout).
         let unstarted = dispatcher.drain()
+        observability.shutdownBegan()
         consumer.stop()
         for delivery in unstarted { outcomes.submit(Settlement(delivery: delivery, disposition: .requeue)) }
         if !unstarted.isEmpty { logger.info("gave \(unstarted.count) unstarted deliveries back to their queues") }
