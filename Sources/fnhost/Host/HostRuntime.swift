@@ -139,9 +139,9 @@ final class HostRuntime: @unchecked Sendable {
 
         _ = waitForSignal(timeout: nil)
         logger.info("warm shutdown: no new tasks; waiting up to \(settings.gracePeriod)s for \(dispatcher.runningCount) running task(s)")
-        observability.shutdownBegan()
         consumer.stop()
         let unstarted = dispatcher.drain()
+        observability.shutdownBegan()
         for delivery in unstarted { outcomes.submit(Settlement(delivery: delivery, disposition: .requeue)) }
         if !unstarted.isEmpty { logger.info("gave \(unstarted.count) unstarted deliveries back to their queues") }
 
