@@ -42,7 +42,7 @@ let package = Package(
         // kombu-compatible Redis broker and Celery's Redis result backend, over hiredis.
         .target(
             name: "FnHostRedis",
-            dependencies: ["FnHostCore", "CeleryProtocol", "CHiredis", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["FnHostCore", "CeleryProtocol", "CHiredis", "COpenSSL", .product(name: "Logging", package: "swift-log")]
         ),
 
         // RabbitMQ broker and the rpc:// result backend, over librabbitmq-c.

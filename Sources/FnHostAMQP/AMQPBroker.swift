@@ -24,12 +24,12 @@ import Glibc
 public final class AMQPBroker: Broker, @unchecked Sendable {
     public struct Settings: Sendable {
         public var url: AMQPURL
-        public var tls: AMQPTLSOptions
+        public var tls: TLSOptions
         /// `broker_heartbeat` (seconds; 0 turns heartbeats off).
         public var heartbeat: Int
         public var topology: AMQPTopology
 
-        public init(url: AMQPURL, tls: AMQPTLSOptions = .init(), heartbeat: Int = 120, topology: AMQPTopology = .init()) {
+        public init(url: AMQPURL, tls: TLSOptions = .init(), heartbeat: Int = 120, topology: AMQPTopology = .init()) {
             self.url = url
             self.tls = tls
             self.heartbeat = heartbeat

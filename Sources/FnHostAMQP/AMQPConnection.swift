@@ -1,5 +1,6 @@
 import CRabbitMQ
 import CeleryProtocol
+import FnHostCore
 
 #if canImport(Glibc)
 import Glibc
@@ -49,7 +50,7 @@ public struct AMQPProperties: Sendable, Equatable {
 /// A channel error (406, 404) closes only the channel, which is reopened before throwing.
 public final class AMQPConnection {
     public let url: AMQPURL
-    public let tls: AMQPTLSOptions
+    public let tls: TLSOptions
     /// Seconds between heartbeats (`broker_heartbeat`); 0 turns them off.
     public let heartbeat: Int
     /// The client-provided connection name RabbitMQ shows (`connection_name`).
@@ -62,7 +63,7 @@ public final class AMQPConnection {
     /// Seconds a synchronous method (declare, qos, consume) may take.
     public var rpcTimeout: Double = 30
 
-    public init(url: AMQPURL, tls: AMQPTLSOptions = .init(), heartbeat: Int = 120, name: String = "fnhost") {
+    public init(url: AMQPURL, tls: TLSOptions = .init(), heartbeat: Int = 120, name: String = "fnhost") {
         self.url = url
         self.tls = tls
         self.heartbeat = heartbeat

@@ -20,7 +20,7 @@ public final class AMQPMonitoringTransport: MonitoringTransport, @unchecked Send
     private var consuming: String?
     private var closed = false
 
-    public init(url: AMQPURL, tls: AMQPTLSOptions, heartbeat: Int) {
+    public init(url: AMQPURL, tls: TLSOptions, heartbeat: Int) {
         // The publishing side idles between events: no heartbeats, reopened on the next publish
         // when the broker dropped it.
         publisher = AMQPConnection(url: url, tls: tls, heartbeat: 0, name: "fnhost events")

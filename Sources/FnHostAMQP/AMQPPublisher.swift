@@ -32,7 +32,7 @@ public final class AMQPPublisher: @unchecked Sendable {
     private var declaredDelayLevels: Set<Int> = []
     private var closed = false
 
-    public init(url: AMQPURL, tls: AMQPTLSOptions, heartbeat: Int, topology: AMQPTopology, logger: Logger) {
+    public init(url: AMQPURL, tls: TLSOptions, heartbeat: Int, topology: AMQPTopology, logger: Logger) {
         self.connection = AMQPConnection(url: url, tls: tls, heartbeat: heartbeat, name: "fnhost publisher")
         self.topology = topology
         self.logger = logger

@@ -1,3 +1,5 @@
+import FnHostCore
+
 /// An AMQP URL as Celery takes it: `amqp://[user[:password]@]host[:port][/vhost][?heartbeat=N]`,
 /// `amqps://` for TLS. `pyamqp://` and `librabbitmq://` (Celery's aliases) mean `amqp://`.
 ///
@@ -44,14 +46,14 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
         } else if let scheme = ["amqp://", "pyamqp://", "librabbitmq://"].first(where: { text.hasPrefix($0) }) {
             rest = text.dropFirst(scheme.count)
         } else {
-            throw Error(description: "not an amqp:// or amqps:// URL: \(Self.mask(text))")
+            throw Error(description: "not an amqp:// or amqps:// URL: \(ConnectionURL.mask(text))")
         }
         var heartbeat: Int?
         if let q = rest.firstIndex(of: "?") {
             for pair in rest[rest.index(after: q)...].split(separator: "&") {
                 let kv = pair.split(separator: "=", maxSplits: 1)
                 if kv.count == 2, kv[0] == "heartbeat" {
-                    guard let n = Int(kv[1]), n >= 0 else { throw Error(description: "invalid heartbeat '\(kv[1])' in \(Self.mask(text))") }
+                    guard let n = Int(kv[1]), n >= 0 else { throw Error(description: "invalid heartbeat '\(kv[1])' in \(ConnectionURL.mask(text))") }
                     heartbeat = n
                 }
             }
@@ -60,7 +62,7 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
         var vhost = "/"
         if let slash = rest.firstIndex(of: "/") {
             let path = rest[rest.index(after: slash)...]
-            if !path.isEmpty && path != "/" { vhost = Self.percentDecode(path) }
+            if !path.isEmpty && path != "/" { vhost = ConnectionURL.percentDecode(path) }
             rest = rest[..<slash]
         }
         var username = "guest"
@@ -69,10 +71,10 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
             let userinfo = rest[..<at]
             rest = rest[rest.index(after: at)...]
             if let colon = userinfo.firstIndex(of: ":") {
-                username = Self.percentDecode(userinfo[..<colon])
-                password = Self.percentDecode(userinfo[userinfo.index(after: colon)...])
+                username = ConnectionURL.percentDecode(userinfo[..<colon])
+                password = ConnectionURL.percentDecode(userinfo[userinfo.index(after: colon)...])
             } else if !userinfo.isEmpty {
-                username = Self.percentDecode(userinfo)
+                username = ConnectionURL.percentDecode(userinfo)
             }
         }
         var host = String(rest)
@@ -80,13 +82,13 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
         if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
             let after = host[host.index(after: close)...]
             if after.hasPrefix(":") {
-                guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { throw Error(description: "invalid port in \(Self.mask(text))") }
+                guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { throw Error(description: "invalid port in \(ConnectionURL.mask(text))") }
                 port = p
             }
             host = String(host[host.index(after: host.startIndex)..<close])
         } else if let colon = host.lastIndex(of: ":") {
             guard let p = Int(host[host.index(after: colon)...]), (1...65535).contains(p) else {
-                throw Error(description: "invalid port in \(Self.mask(text))")
+                throw Error(description: "invalid port in \(ConnectionURL.mask(text))")
             }
             port = p
             host = String(host[..<colon])
@@ -98,56 +100,5 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         let vhost = virtualHost == "/" ? "/" : "/" + virtualHost
         return "\(useTLS ? "amqps" : "amqp")://\(username):***@\(host):\(port)\(vhost)"
-    }
-
-    /// `text` with any password replaced by `***`, for error messages.
-    public static func mask(_ text: String) -> String {
-        let chars = Array(text)
-        guard let s = (0..<max(0, chars.count - 2)).first(where: { chars[$0] == ":" && chars[$0 + 1] == "/" && chars[$0 + 2] == "/" }),
-            let at = chars.lastIndex(of: "@"), at > s + 3
-        else { return text }
-        let userinfo = chars[(s + 3)..<at]
-        if let colon = userinfo.firstIndex(of: ":") {
-            return String(chars[..<colon]) + ":***" + String(chars[at...])
-        }
-        return text
-    }
-
-    static func percentDecode(_ s: Substring) -> String {
-        var bytes: [UInt8] = []
-        var it = Array(s.utf8)[...]
-        while let c = it.popFirst() {
-            if c == UInt8(ascii: "%"), it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) {
-                bytes.append(v)
-                it = it.dropFirst(2)
-            } else {
-                bytes.append(c)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-}
-
-/// `broker_use_ssl`: the TLS settings of an `amqps://` connection, with Python's names.
-///
-/// Certificate checks are on by default (`cert_reqs: CERT_REQUIRED`); `CERT_NONE` turns them off.
-public struct AMQPTLSOptions: Sendable, Equatable {
-    /// `ca_certs`: the CA bundle the server's certificate must chain to (system default when nil).
-    public var caCertificates: String?
-    /// `certfile` / `keyfile`: a client certificate and its key, for mutual TLS.
-    public var certificateFile: String?
-    public var keyFile: String?
-    /// `cert_reqs`: verify the server's certificate and host name.
-    public var verifyPeer: Bool
-    /// `server_hostname`: the name to check the certificate against (the URL's host by default).
-    public var serverHostname: String?
-
-    public init(caCertificates: String? = nil, certificateFile: String? = nil, keyFile: String? = nil, verifyPeer: Bool = true,
-                serverHostname: String? = nil) {
-        self.caCertificates = caCertificates
-        self.certificateFile = certificateFile
-        self.keyFile = keyFile
-        self.verifyPeer = verifyPeer
-        self.serverHostname = serverHostname
     }
 }

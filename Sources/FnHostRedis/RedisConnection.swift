@@ -31,16 +31,22 @@ public struct RedisError: Error, CustomStringConvertible {
     public let connectionLost: Bool
 }
 
-/// A blocking connection to Redis over hiredis's reader and formatter.
+/// A blocking connection to Redis: hiredis's formatter and reader over a `RedisSocket` (TCP, or
+/// TLS for `rediss://`, verified by default and never downgraded to plaintext).
 ///
 /// Not thread-safe: each thread that talks to Redis owns its own connection. Connects lazily
-/// and again after any connection error; commands are pipelined with `pipeline`.
+/// and again after any connection error; commands are pipelined with `pipeline`. Error
+/// descriptions name the server by its masked URL: a password never reaches them.
 public final class RedisConnection {
     private let url: RedisURL
-    private var context: UnsafeMutablePointer<redisContext>?
+    private var socket: RedisSocket?
+    private var reader: UnsafeMutablePointer<redisReader>?
     private var scriptHashes: [String: String] = [:]
+    private var inbound = [UInt8](repeating: 0, count: 65536)
     /// Socket read timeout in seconds (must exceed any blocking command's own timeout).
-    public var readTimeout: Double
+    public var readTimeout: Double {
+        didSet { socket?.setTimeouts(read: readTimeout) }
+    }
 
     public init(url: RedisURL, readTimeout: Double = 30) {
         self.url = url
@@ -51,27 +57,26 @@ public final class RedisConnection {
 
     /// Closes the connection; the next command reconnects.
     public func disconnect() {
-        if let context { redisFree(context) }
-        context = nil
+        socket?.close()
+        socket = nil
+        if let reader { redisReaderFree(reader) }
+        reader = nil
         scriptHashes = [:]
     }
 
-    private static func timeval(_ seconds: Double) -> timeval {
-        Glibc.timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1e6))
-    }
-
-    private func connected() throws -> UnsafeMutablePointer<redisContext> {
-        if let context { return context }
-        guard let c = redisConnectWithTimeout(url.host, Int32(url.port), Self.timeval(5)) else {
-            throw RedisError(description: "cannot allocate a Redis context", connectionLost: true)
+    private func connected() throws -> (RedisSocket, UnsafeMutablePointer<redisReader>) {
+        if let socket, let reader { return (socket, reader) }
+        let socket: RedisSocket
+        do { socket = try RedisSocket.connect(host: url.host, port: url.port, timeout: 5, tls: url.tls) } catch {
+            throw RedisError(description: "cannot connect to \(url): \(error.description)", connectionLost: true)
         }
-        if c.pointee.err != 0 {
-            let message = Self.errorString(c)
-            redisFree(c)
-            throw RedisError(description: "cannot connect to \(url): \(message)", connectionLost: true)
+        guard let reader = redisReaderCreate() else {
+            socket.close()
+            throw RedisError(description: "cannot allocate a Redis reader", connectionLost: true)
         }
-        redisSetTimeout(c, Self.timeval(readTimeout))
-        context = c
+        socket.setTimeouts(read: readTimeout)
+        self.socket = socket
+        self.reader = reader
         if everConnected { Self.reconnectLock.withLock { Self.reconnectCount += 1 } }
         everConnected = true
         var setup: [[[UInt8]]] = []
@@ -88,32 +93,61 @@ public final class RedisConnection {
                 }
             }
         }
-        return c
+        return (socket, reader)
     }
 
-    private static func errorString(_ c: UnsafeMutablePointer<redisContext>) -> String {
-        withUnsafeBytes(of: c.pointee.errstr) { raw in
-            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+    private func lostError(_ what: String, _ failure: any Error) -> RedisError {
+        disconnect()
+        return RedisError(description: "connection to \(url) lost: \(what)\(failure)", connectionLost: true)
+    }
+
+    /// The next complete reply the reader holds, or nil when it needs more bytes.
+    private func nextReply(_ reader: UnsafeMutablePointer<redisReader>) throws -> RedisReply? {
+        var raw: UnsafeMutableRawPointer?
+        if redisReaderGetReply(reader, &raw) != REDIS_OK {
+            let message = withUnsafeBytes(of: reader.pointee.errstr) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            disconnect()
+            throw RedisError(description: "connection to \(url) lost: protocol error: \(message)", connectionLost: true)
         }
+        guard let raw else { return nil }
+        let reply = Self.convert(raw.assumingMemoryBound(to: redisReply.self))
+        freeReplyObject(raw)
+        return reply
+    }
+
+    /// Reads once from the socket into the reader; false when TLS had no application data yet.
+    @discardableResult
+    private func fill(_ socket: RedisSocket, _ reader: UnsafeMutablePointer<redisReader>, once: Bool = false) throws -> Bool {
+        let n: Int
+        do { n = try inbound.withUnsafeMutableBytes { buffer in try socket.read(into: buffer, once: once) } } catch {
+            throw lostError("", error)
+        }
+        guard n > 0 else { return false }
+        inbound.withUnsafeBytes { buffer in
+            _ = redisReaderFeed(reader, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), n)
+        }
+        return true
     }
 
     /// Sends `commands` in one write and reads one reply each, in order. Redis error replies
     /// come back as `.error`; a broken connection throws (and is reopened by the next call).
     public func pipeline(_ commands: [[[UInt8]]]) throws -> [RedisReply] {
-        let c = try connected()
-        for command in commands { try append(command, to: c) }
+        let (socket, reader) = try connected()
+        var outbound: [UInt8] = []
+        for command in commands { try Self.format(command, into: &outbound) }
+        do { try outbound.withUnsafeBytes { buffer in try socket.write(buffer) } } catch {
+            throw lostError("cannot send: ", error)
+        }
         var replies: [RedisReply] = []
         replies.reserveCapacity(commands.count)
         for _ in commands {
-            var raw: UnsafeMutableRawPointer?
-            if redisGetReply(c, &raw) != REDIS_OK || raw == nil {
-                let message = Self.errorString(c)
-                disconnect()
-                throw RedisError(description: "connection to \(url) lost: \(message)", connectionLost: true)
+            while true {
+                if let reply = try nextReply(reader) {
+                    replies.append(reply)
+                    break
+                }
+                try fill(socket, reader)
             }
-            let reply = raw!.assumingMemoryBound(to: redisReply.self)
-            replies.append(Self.convert(reply))
-            freeReplyObject(raw)
         }
         return replies
     }
@@ -127,27 +161,21 @@ public final class RedisConnection {
 
     /// Waits up to `timeout` seconds for one reply Redis pushes without a command (a pub/sub
     /// message on a subscribed connection); `nil` when none came. A broken connection throws.
+    /// Over TLS, bytes OpenSSL already decrypted (`SSL_pending`) are read before polling.
     public func readPushed(timeout: Double) throws -> RedisReply? {
-        let c = try connected()
-        var raw: UnsafeMutableRawPointer?
-        if redisGetReplyFromReader(c, &raw) != REDIS_OK { return try lost(c) }
-        if raw == nil {
-            var pfd = pollfd(fd: c.pointee.fd, events: Int16(POLLIN), revents: 0)
+        let (socket, reader) = try connected()
+        if let reply = try nextReply(reader) { return reply }
+        if !socket.hasBufferedData {
+            var pfd = pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&pfd, 1, Int32(max(0, timeout) * 1000))
             if ready == 0 || (ready < 0 && errno == EINTR) { return nil }
-            if ready < 0 || redisBufferRead(c) != REDIS_OK { return try lost(c) }
-            if redisGetReplyFromReader(c, &raw) != REDIS_OK { return try lost(c) }
-            guard raw != nil else { return nil }
+            if ready < 0 {
+                disconnect()
+                throw RedisError(description: "connection to \(url) lost: poll failed", connectionLost: true)
+            }
         }
-        let reply = Self.convert(raw!.assumingMemoryBound(to: redisReply.self))
-        freeReplyObject(raw)
-        return reply
-    }
-
-    private func lost(_ c: UnsafeMutablePointer<redisContext>) throws -> RedisReply? {
-        let message = Self.errorString(c)
-        disconnect()
-        throw RedisError(description: "connection to \(url) lost: \(message)", connectionLost: true)
+        guard try fill(socket, reader, once: true) else { return nil }
+        return try nextReply(reader)
     }
 
     /// Sends one command and returns its reply.
@@ -160,7 +188,8 @@ public final class RedisConnection {
         try command(args.map { Array($0.utf8) })
     }
 
-    private func append(_ args: [[UInt8]], to c: UnsafeMutablePointer<redisContext>) throws {
+    /// Appends `args` as one RESP command (hiredis's formatter) to `out`.
+    private static func format(_ args: [[UInt8]], into out: inout [UInt8]) throws {
         var pointers: [UnsafePointer<CChar>?] = []
         var lengths: [Int] = []
         pointers.reserveCapacity(args.count)
@@ -177,16 +206,15 @@ public final class RedisConnection {
             lengths.append(arg.count)
             offset += arg.count
         }
-        let rc = pointers.withUnsafeMutableBufferPointer { p in
+        var command: UnsafeMutablePointer<CChar>?
+        let length = pointers.withUnsafeMutableBufferPointer { p in
             lengths.withUnsafeBufferPointer { l in
-                redisAppendCommandArgv(c, Int32(args.count), p.baseAddress, l.baseAddress)
+                redisFormatCommandArgv(&command, Int32(args.count), p.baseAddress, l.baseAddress)
             }
         }
-        if rc != REDIS_OK {
-            let message = Self.errorString(c)
-            disconnect()
-            throw RedisError(description: "cannot send to \(url): \(message)", connectionLost: true)
-        }
+        guard length >= 0, let command else { throw RedisError(description: "cannot format a Redis command", connectionLost: false) }
+        defer { redisFreeCommand(command) }
+        out.append(contentsOf: UnsafeRawBufferPointer(start: command, count: Int(length)))
     }
 
     private static func convert(_ r: UnsafeMutablePointer<redisReply>) -> RedisReply {

@@ -199,7 +199,7 @@ public final class RedisInspection: BrokerInspection, @unchecked Sendable {
     public var connectionInfo: JSONObject {
         [
             "hostname": .string(url.host), "userid": url.username.map { .string($0) } ?? .null,
-            "virtual_host": .string(String(url.db)), "port": .int(Int64(url.port)), "insist": false, "ssl": false,
+            "virtual_host": .string(String(url.db)), "port": .int(Int64(url.port)), "insist": false, "ssl": .bool(url.tls != nil),
             "transport": "redis", "connect_timeout": 5, "transport_options": .object([:]), "login_method": .null,
             "uri_prefix": .null, "heartbeat": .null, "failover_strategy": "round-robin", "alternates": .array([]),
         ]

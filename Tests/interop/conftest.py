@@ -22,7 +22,7 @@ import redis
 from celery import Celery
 
 from helpers import REPO, Host, clean_env
-from rabbitmq import RabbitMQNode
+from rabbitmq import RabbitMQNode, make_certificates
 
 FIXTURE_PLUGINS = REPO / "Tests" / "fixtures" / "plugins"
 EXAMPLE_PLUGINS = ("libmath.so", "libtext.so")
@@ -109,6 +109,71 @@ def redis_server():
                 log = (workdir / "redis.log").read_text(errors="replace") if (workdir / "redis.log").exists() else ""
                 proc.kill()
                 pytest.fail(f"redis-server did not answer on port {port}:\n{log}")
+            time.sleep(0.05)
+    client.close()
+    yield server
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass
+class RedisTLSServer:
+    """A private redis-server that speaks only TLS (`--port 0`), asks for a password
+    (`requirepass`) and accepts an optional client certificate; `certs` are make_certificates'."""
+
+    port: int
+    password: str
+    certs: dict
+    proc: subprocess.Popen
+    dir: Path
+
+    def url(self, db: int, host: str = "localhost", password: str | None = None, query: str = "") -> str:
+        pw = self.password if password is None else password
+        return f"rediss://:{pw}@{host}:{self.port}/{db}" + (f"?{query}" if query else "")
+
+    def client(self, db: int) -> redis.Redis:
+        return redis.Redis(host="localhost", port=self.port, db=db, password=self.password, ssl=True,
+                           ssl_ca_certs=str(self.certs["ca"]), ssl_cert_reqs="required")
+
+
+REDIS_TLS_PASSWORD = "s3cret-redis-Pa55word"
+
+
+@pytest.fixture(scope="session")
+def redis_tls_server():
+    """redis-server on a TLS port only, with certificates made here by openssl (a CA, a server
+    certificate for localhost/127.0.0.1, a client certificate, an unrelated CA)."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.fail("redis-server is not installed (scripts/install-deps.sh installs it)")
+    workdir = Path(tempfile.mkdtemp(prefix="fnhost-interop-redis-tls-"))
+    certs = make_certificates(workdir)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [exe, "--bind", "127.0.0.1", "--port", "0", "--tls-port", str(port), "--dir", str(workdir),
+         "--tls-cert-file", str(certs["cert"]), "--tls-key-file", str(certs["key"]),
+         "--tls-ca-cert-file", str(certs["ca"]), "--tls-auth-clients", "optional",
+         "--requirepass", REDIS_TLS_PASSWORD,
+         "--save", "", "--appendonly", "no", "--databases", "16", "--logfile", str(workdir / "redis.log")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    server = RedisTLSServer(port, REDIS_TLS_PASSWORD, certs, proc, workdir)
+    client = server.client(0)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = (workdir / "redis.log").read_text(errors="replace") if (workdir / "redis.log").exists() else ""
+                proc.kill()
+                pytest.fail(f"redis-server (TLS) did not answer on port {port}:\n{log}")
             time.sleep(0.05)
     client.close()
     yield server

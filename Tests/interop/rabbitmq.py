@@ -33,8 +33,8 @@ def _port_open(port: int) -> bool:
 
 
 def make_certificates(directory: Path) -> dict[str, Path]:
-    """A CA, a server certificate for localhost signed by it, and an unrelated CA (for the
-    wrong-CA test); returns their paths."""
+    """A CA, a server certificate for localhost and 127.0.0.1 signed by it, a client certificate
+    signed by it, and an unrelated CA (for the wrong-CA test); returns their paths."""
     d = directory
     def run(*args):
         res = subprocess.run(["openssl", *args], cwd=d, capture_output=True, text=True)
@@ -47,9 +47,14 @@ def make_certificates(directory: Path) -> dict[str, Path]:
     (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
         "-extfile", "san.ext", "-out", "server.pem")
-    for name in ("server.key", "ca.key", "otherca.key"):
+    # A client certificate signed by the same CA, for mutual TLS (Redis' --tls-auth-clients).
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=fnhost test client", "-keyout", "client.key", "-out", "client.csr")
+    run("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+        "-out", "client.pem")
+    for name in ("server.key", "ca.key", "otherca.key", "client.key"):
         (d / name).chmod(0o600)
-    return {"ca": d / "ca.pem", "otherca": d / "otherca.pem", "cert": d / "server.pem", "key": d / "server.key"}
+    return {"ca": d / "ca.pem", "otherca": d / "otherca.pem", "cert": d / "server.pem", "key": d / "server.key",
+            "client_cert": d / "client.pem", "client_key": d / "client.key"}
 
 
 class RabbitMQNode:

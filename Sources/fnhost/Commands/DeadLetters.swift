@@ -35,7 +35,7 @@ struct DeadLetters: ParsableCommand {
                 }
             }
             do {
-                return RedisBroker(url: try RedisURL(text), logger: Logger(label: "fnhost"))
+                return RedisBroker(url: try RedisURL(text, tls: file.brokerUseSSL), logger: Logger(label: "fnhost"))
             } catch {
                 throw FnHostError("\(error.description)")
             }

@@ -1,5 +1,5 @@
 import CeleryProtocol
-import FnHostRedis
+import FnHostCore
 
 extension Serve {
     /// What the `conf` remote-control command answers: the host's settings under Celery's
@@ -7,8 +7,8 @@ extension Serve {
     static func celeryConf(broker: String, backend: String, concurrency: Int, prefetch: Int, maxTasks: Int?, maxMemory: Int?,
                            pool: String, queues: [String], events: Bool) -> JSONObject {
         [
-            "broker_url": .string(RedisURL.mask(broker)),
-            "result_backend": .string(RedisURL.mask(backend)),
+            "broker_url": .string(ConnectionURL.mask(broker)),
+            "result_backend": .string(ConnectionURL.mask(backend)),
             "worker_concurrency": .int(Int64(concurrency)),
             "worker_prefetch_multiplier": .int(Int64(prefetch)),
             "worker_max_tasks_per_child": maxTasks.map { .int(Int64($0)) } ?? .null,

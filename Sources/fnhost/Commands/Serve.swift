@@ -18,7 +18,7 @@ struct Serve: ParsableCommand {
 
     @OptionGroup var plugins: PluginOptions
 
-    @Option(name: .long, help: "Broker URL (redis://host:port/db, amqp://user:pass@host:port/vhost, amqps://...).")
+    @Option(name: .long, help: "Broker URL (redis://host:port/db, rediss://..., amqp://user:pass@host:port/vhost, amqps://...).")
     var broker: String?
 
     @Option(name: .long, help: "Result backend URL (redis://host:port/db, or rpc:// with an AMQP broker).")
@@ -113,6 +113,8 @@ struct Serve: ParsableCommand {
             deduplicateSuccessfulTasks: file.deduplicateSuccessfulTasks,
             pluginLogLevel: plugins.pythonLogLevel,
             amqp: file.amqp,
+            brokerTLS: file.brokerUseSSL,
+            backendTLS: file.redisBackendUseSSL,
             allowUntrustedPlugins: plugins.allowUntrustedPlugins,
             taskRoutes: file.taskRoutes,
             observability: .init(

@@ -1,5 +1,6 @@
 import CeleryProtocol
 import FnHostAMQP
+import FnHostCore
 import Yams
 
 #if canImport(Glibc)
@@ -44,6 +45,10 @@ struct ConfigFile {
     /// RabbitMQ: `broker_heartbeat`, `broker_use_ssl`, `task_queue_max_priority`,
     /// `task_default_queue_type`, `result_persistent`.
     var amqp = Transports.AMQPSettings()
+    /// `broker_use_ssl` as given (Redis: the TLS settings of a `rediss://` broker; RabbitMQ: `amqp.tls`).
+    var brokerUseSSL: TLSOptions?
+    /// `redis_backend_use_ssl`: the TLS settings of a `rediss://` result backend.
+    var redisBackendUseSSL: TLSOptions?
     /// `task_routes`: task name or glob pattern -> queue (exact names win; patterns are tried by name order).
     var taskRoutes: [(pattern: String, queue: String)] = []
     /// `worker_send_task_events` (`-E`): send task events from the start.
@@ -124,7 +129,11 @@ struct ConfigFile {
                 guard let n = value.intValue, n >= 0, n <= 65535 else { throw fail(key, "must be 0 (off) or a number of seconds") }
                 config.amqp.heartbeat = Int(n)
             case "broker_use_ssl":
-                config.amqp.tls = try tlsOptions(value, fail: fail)
+                let tls = try tlsOptions(value, key: key, fail: fail)
+                config.amqp.tls = tls
+                config.brokerUseSSL = tls
+            case "redis_backend_use_ssl":
+                config.redisBackendUseSSL = try tlsOptions(value, key: key, fail: fail)
             case "task_queue_max_priority":
                 guard let n = value.intValue, (1...255).contains(n) else { throw fail(key, "must be a priority from 1 to 255") }
                 config.amqp.topology.maxPriority = Int(n)
@@ -162,26 +171,16 @@ struct ConfigFile {
         return config
     }
 
-    /// `broker_use_ssl` with Python's keys: `true`, or a mapping of `ca_certs`, `certfile`,
-    /// `keyfile`, `cert_reqs` (`CERT_REQUIRED`, the default, or `CERT_NONE`), `server_hostname`.
-    private static func tlsOptions(_ value: JSON, fail: (String, String) -> Error) throws(Error) -> AMQPTLSOptions {
-        if value.boolValue == true { return AMQPTLSOptions() }
-        guard case .object(let o) = value else { throw fail("broker_use_ssl", "must be true or a mapping (ca_certs, certfile, keyfile, cert_reqs)") }
-        var tls = AMQPTLSOptions()
+    /// `broker_use_ssl` / `redis_backend_use_ssl` with Python's keys: `true`, or a mapping of
+    /// `ca_certs`, `certfile`, `keyfile`, `cert_reqs` (`CERT_REQUIRED`, the default, or
+    /// `CERT_NONE`), `server_hostname`, each also with redis-py's `ssl_` prefix.
+    private static func tlsOptions(_ value: JSON, key: String, fail: (String, String) -> Error) throws(Error) -> TLSOptions {
+        if value.boolValue == true { return TLSOptions() }
+        guard case .object(let o) = value else { throw fail(key, "must be true or a mapping (ca_certs, certfile, keyfile, cert_reqs)") }
+        var tls = TLSOptions()
         for (name, option) in o.entries {
-            switch name {
-            case "ca_certs": tls.caCertificates = option.stringValue
-            case "certfile": tls.certificateFile = option.stringValue
-            case "keyfile": tls.keyFile = option.stringValue
-            case "server_hostname": tls.serverHostname = option.stringValue
-            case "cert_reqs":
-                switch option.stringValue ?? option.intValue.map(String.init) {
-                case "CERT_REQUIRED", "ssl.CERT_REQUIRED", "2": tls.verifyPeer = true
-                case "CERT_NONE", "ssl.CERT_NONE", "0": tls.verifyPeer = false
-                default: throw fail("broker_use_ssl.cert_reqs", "must be CERT_REQUIRED or CERT_NONE")
-                }
-            default: throw fail("broker_use_ssl.\(name)", "unknown option (fnhost takes ca_certs, certfile, keyfile, cert_reqs, server_hostname)")
-            }
+            guard let text = option.stringValue ?? option.intValue.map(String.init) else { throw fail("\(key).\(name)", "must be a string") }
+            do { try tls.set(name, to: text) } catch { throw fail("\(key).\(name)", error.description) }
         }
         return tls
     }

@@ -47,6 +47,9 @@ final class HostRuntime: @unchecked Sendable {
         var pluginLogLevel: Int32
         /// RabbitMQ-only settings: heartbeat, TLS, queue arguments.
         var amqp = Transports.AMQPSettings()
+        /// `broker_use_ssl` and `redis_backend_use_ssl`, for `rediss://` URLs.
+        var brokerTLS: TLSOptions?
+        var backendTLS: TLSOptions?
         /// `--allow-untrusted-plugins`: skip the plugin trust checks (development only).
         var allowUntrustedPlugins = false
         /// `task_routes`: where follow-up messages (chain steps, callbacks, chord bodies) of
@@ -73,7 +76,8 @@ final class HostRuntime: @unchecked Sendable {
     func run() throws -> Int32 {
         signal(SIGPIPE, SIG_IGN)
         let transports = try Transports.make(brokerURL: settings.brokerURL, backendURL: settings.backendURL,
-                                             resultExpires: settings.resultExpires, amqp: settings.amqp, logger: logger)
+                                             resultExpires: settings.resultExpires, amqp: settings.amqp,
+                                             brokerTLS: settings.brokerTLS, backendTLS: settings.backendTLS, logger: logger)
         signalSources = installSignalHandlers()
 
         let executable = WorkerProcess.currentExecutable()

@@ -10,7 +10,7 @@ struct Transports {
     /// Settings only AMQP uses.
     struct AMQPSettings {
         var heartbeat = 120
-        var tls = AMQPTLSOptions()
+        var tls = TLSOptions()
         var topology = AMQPTopology()
         var resultPersistent = false
     }
@@ -28,7 +28,8 @@ struct Transports {
     let brokerDescription: String
     let backendDescription: String
 
-    static func make(brokerURL: String, backendURL: String, resultExpires: Int, amqp: AMQPSettings, logger: Logger) throws -> Transports {
+    static func make(brokerURL: String, backendURL: String, resultExpires: Int, amqp: AMQPSettings, brokerTLS: TLSOptions? = nil,
+                     backendTLS: TLSOptions? = nil, logger: Logger) throws -> Transports {
         if AMQPURL.isAMQP(brokerURL) {
             var url: AMQPURL
             do { url = try AMQPURL(brokerURL) } catch { throw FnHostError(error.description) }
@@ -42,30 +43,30 @@ struct Transports {
                                   inspection: AMQPInspection(broker: broker), brokerDescription: url.description, backendDescription: "rpc://")
             }
             if AMQPURL.isAMQP(backendURL) {
-                throw FnHostError("result backend \(AMQPURL.mask(backendURL)): an amqp:// URL is not a result backend; use rpc:// (replies over this broker) or redis://")
+                throw FnHostError("result backend \(ConnectionURL.mask(backendURL)): an amqp:// URL is not a result backend; use rpc:// (replies over this broker) or redis://")
             }
-            let backend = try redisBackend(backendURL, resultExpires: resultExpires)
+            let backend = try redisBackend(backendURL, tls: backendTLS, resultExpires: resultExpires)
             return Transports(broker: broker, backend: backend, redisBroker: nil, amqpBroker: broker,
                               monitoring: AMQPMonitoringTransport(url: url, tls: amqp.tls, heartbeat: heartbeat),
                               inspection: AMQPInspection(broker: broker), brokerDescription: url.description, backendDescription: backend.description)
         }
         let url: RedisURL
-        do { url = try RedisURL(brokerURL) } catch {
-            throw FnHostError("\(error.description) (fnhost takes redis://host:port/db, amqp://user:pass@host:port/vhost or amqps:// brokers)")
+        do { url = try RedisURL(brokerURL, tls: brokerTLS) } catch {
+            throw FnHostError("\(error.description) (fnhost takes redis://host:port/db, rediss://, amqp://user:pass@host:port/vhost or amqps:// brokers)")
         }
         if backendURL.hasPrefix("rpc://") {
             throw FnHostError("the rpc:// result backend needs an amqp:// broker in this version; use a redis:// result backend with a Redis broker")
         }
         let broker = RedisBroker(url: url, logger: logger)
-        let backend = try redisBackend(backendURL, resultExpires: resultExpires)
+        let backend = try redisBackend(backendURL, tls: backendTLS, resultExpires: resultExpires)
         return Transports(broker: broker, backend: backend, redisBroker: broker, amqpBroker: nil,
                           monitoring: RedisMonitoringTransport(url: url), inspection: RedisInspection(url: url),
                           brokerDescription: url.description, backendDescription: backend.description)
     }
 
-    private static func redisBackend(_ text: String, resultExpires: Int) throws -> RedisResultBackend {
-        do { return RedisResultBackend(url: try RedisURL(text), resultExpires: resultExpires) } catch {
-            throw FnHostError("result backend: \(error.description) (fnhost takes redis:// and rpc:// result backends)")
+    private static func redisBackend(_ text: String, tls: TLSOptions?, resultExpires: Int) throws -> RedisResultBackend {
+        do { return RedisResultBackend(url: try RedisURL(text, tls: tls), resultExpires: resultExpires) } catch {
+            throw FnHostError("result backend: \(error.description) (fnhost takes redis://, rediss:// and rpc:// result backends)")
         }
     }
 }
