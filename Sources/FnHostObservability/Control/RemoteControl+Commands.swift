@@ -44,6 +44,8 @@ extension RemoteControl {
             return .array(d.snapshot().queues.map(Self.queueInfo))
         case "conf":
             return .object(context.configuration)
+        case "report":
+            return Self.ok(report())
         case "revoke":
             return revoke(a)
         case "enable_events":
@@ -105,6 +107,16 @@ extension RemoteControl {
         default:
             return Self.nok("unknown command \(PythonRepr.string(method))")
         }
+    }
+
+    /// Celery's `bugreport` shape: software, platform, then the settings `conf` shows (secrets
+    /// already masked there), one `key: value` line each.
+    private func report() -> String {
+        var lines = ["software -> fnhost (Swift) celery-protocol:2", "platform -> system:Linux", ""]
+        for (key, value) in context.configuration.entries.sorted(by: { $0.key < $1.key }) {
+            lines.append("\(key): \(JSONWriter.string(value))")
+        }
+        return lines.joined(separator: "\n")
     }
 
     private func resize(to n: Int) {
