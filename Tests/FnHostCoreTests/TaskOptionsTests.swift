@@ -103,12 +103,22 @@ import Testing
         }
     }
 
+    @Test func memoryLimitTakesSizesWithUnitsOrKilobytes() throws {
+        #expect(TaskOptions.parseSize("64MB") == 64 << 20)
+        #expect(TaskOptions.parseSize("1 GiB") == 1 << 30)
+        #expect(TaskOptions.parseSize("512k") == 512 << 10)
+        #expect(TaskOptions.parseSize(.int(2048)) == 2048 << 10)
+        #expect(TaskOptions.parseSize("lots") == nil)
+        #expect(TaskOptions.parseSize("0MB") == nil)
+        #expect(throws: TaskOptions.Error.self) { try TaskOptions.parse(json: #"{"memory_limit": "-1MB"}"#) }
+    }
+
     @Test func everyKnownKeyIsParsedIntoTheStruct() throws {
         let options = try TaskOptions.parse(json: """
             {"queue": "q", "concurrency": 2, "max_retries": 7, "default_retry_delay": 1, "autoretry": true,
              "retry_backoff": 2, "retry_backoff_max": 30, "retry_jitter": false, "time_limit": 9, "soft_time_limit": 8,
              "rate_limit": "3/h", "acks_late": false, "reject_on_worker_lost": true, "ignore_result": true,
-             "track_started": true}
+             "track_started": true, "memory_limit": "256MB"}
             """)
         #expect(options.queue == "q")
         #expect(options.concurrency == 2)
@@ -125,6 +135,7 @@ import Testing
         #expect(options.rejectOnWorkerLost)
         #expect(options.ignoreResult)
         #expect(options.trackStarted)
+        #expect(options.memoryLimit == 256 << 20)
         #expect(Set(options.json.objectValue?.keys ?? []) == Set(TaskOptions.knownKeys))
     }
 }

@@ -23,6 +23,7 @@ enum FrameSamples {
         .run(.init(taskId: "task-1", taskName: "math.add", retries: 0, softTimeLimit: nil, body: Array("[[2, 3], {}, {}]".utf8))),
         .run(.init(taskId: "task-2", taskName: "bytes", retries: 7, softTimeLimit: 0.25, body: [0x00, 0xFF, 0xFE, 0x80, 0x0A])),
         .run(.init(taskId: "", taskName: "empty", retries: 0, softTimeLimit: 12, body: [])),
+        .run(.init(taskId: "task-3", taskName: "big", retries: 0, softTimeLimit: nil, body: Array("[]".utf8), memoryLimit: 64 << 20)),
         .shutdown,
         .ready(registryJSON: Array(#"{"functions": [{"name": "math.add"}]}"#.utf8)),
         .ready(registryJSON: []),

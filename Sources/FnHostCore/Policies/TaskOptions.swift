@@ -36,6 +36,10 @@ public struct TaskOptions: Sendable, Equatable {
     /// Store (and, on rpc://, send) STARTED when a worker process takes the task, as Celery's
     /// `track_started` does.
     public var trackStarted = false
+    /// `memory_limit`: bytes of address space a task may add to its worker process
+    /// (`RLIMIT_AS` while it runs); past it allocations fail and the task fails with
+    /// `MemoryError`. Written `256MB`, `1GB`, `512KB`, or a number of kilobytes. `nil`: no limit.
+    public var memoryLimit: Int?
 
     public init() {}
 
@@ -43,8 +47,25 @@ public struct TaskOptions: Sendable, Equatable {
     public static let knownKeys: [String] = [
         "queue", "concurrency", "max_retries", "default_retry_delay", "autoretry", "retry_backoff",
         "retry_backoff_max", "retry_jitter", "time_limit", "soft_time_limit", "rate_limit", "acks_late",
-        "reject_on_worker_lost", "ignore_result", "track_started",
+        "reject_on_worker_lost", "ignore_result", "track_started", "memory_limit",
     ]
+
+    /// Parses a size as `memory_limit` takes it: `256MB`, `1GB`, `512KB`, `64M` (1024-based),
+    /// or a bare number of kilobytes (as `worker_max_memory_per_child`). Nil when invalid.
+    public static func parseSize(_ value: JSON) -> Int? {
+        if let n = value.intValue { return n > 0 && n < Int64(Int.max / 1024) ? Int(n) * 1024 : nil }
+        guard var text = value.stringValue?.filter({ $0 != " " }).uppercased(), !text.isEmpty else { return nil }
+        if text.hasSuffix("IB") { text = String(text.dropLast(2)) + "B" }
+        let units: [(String, Int)] = [("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30), ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("B", 1)]
+        var multiplier = 1024
+        for (suffix, m) in units where text.hasSuffix(suffix) {
+            text = String(text.dropLast(suffix.count))
+            multiplier = m
+            break
+        }
+        guard let n = Int(text), n > 0, n <= Int.max / multiplier else { return nil }
+        return n * multiplier
+    }
 
     /// Why options were refused; the message names the key.
     public struct Error: Swift.Error, CustomStringConvertible, Equatable {
@@ -114,6 +135,10 @@ public struct TaskOptions: Sendable, Equatable {
             case "reject_on_worker_lost": rejectOnWorkerLost = try bool()
             case "ignore_result": ignoreResult = try bool()
             case "track_started": trackStarted = try bool()
+            case "memory_limit":
+                if case .null = value { memoryLimit = nil; break }
+                guard let bytes = Self.parseSize(value) else { throw fail("must be a size such as 256MB, 1GB or 512KB") }
+                memoryLimit = bytes
             default:
                 throw fail("unknown option (known: \(Self.knownKeys.joined(separator: ", ")))")
             }
@@ -147,6 +172,7 @@ public struct TaskOptions: Sendable, Equatable {
         o["reject_on_worker_lost"] = .bool(rejectOnWorkerLost)
         o["ignore_result"] = .bool(ignoreResult)
         o["track_started"] = .bool(trackStarted)
+        o["memory_limit"] = memoryLimit.map { .int(Int64($0)) } ?? .null
         return .object(o)
     }
 }

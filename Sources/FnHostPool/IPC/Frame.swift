@@ -28,13 +28,16 @@ public enum Frame: Sendable, Equatable {
         /// Seconds until `should_stop` says 1; `nil` for no soft limit.
         public var softTimeLimit: Double?
         public var body: [UInt8]
+        /// Bytes of address space the task may add to its process (`memory_limit`); `nil`: none.
+        public var memoryLimit: Int?
 
-        public init(taskId: String, taskName: String, retries: Int, softTimeLimit: Double?, body: [UInt8]) {
+        public init(taskId: String, taskName: String, retries: Int, softTimeLimit: Double?, body: [UInt8], memoryLimit: Int? = nil) {
             self.taskId = taskId
             self.taskName = taskName
             self.retries = retries
             self.softTimeLimit = softTimeLimit
             self.body = body
+            self.memoryLimit = memoryLimit
         }
     }
 
@@ -61,7 +64,8 @@ extension Frame {
         switch self {
         case .run(let task):
             kind = .run
-            fields = [s(task.taskId), s(task.taskName), s(String(task.retries)), s(task.softTimeLimit.map { String($0) } ?? ""), task.body]
+            fields = [s(task.taskId), s(task.taskName), s(String(task.retries)), s(task.softTimeLimit.map { String($0) } ?? ""), task.body,
+                      s(task.memoryLimit.map { String($0) } ?? "")]
         case .shutdown:
             kind = .shutdown
         case .ready(let json):
@@ -122,11 +126,13 @@ extension Frame {
         }
         switch kind {
         case .run:
-            try count(5)
+            try count(6)
             guard let retries = Int(try text(2)) else { throw DecodingError(description: "bad retries") }
             let soft = try text(3)
+            let memory = try text(5)
+            guard memory.isEmpty || Int(memory) != nil else { throw DecodingError(description: "bad memory limit") }
             return .run(RunTask(taskId: try text(0), taskName: try text(1), retries: retries,
-                                softTimeLimit: soft.isEmpty ? nil : Double(soft), body: fields[4]))
+                                softTimeLimit: soft.isEmpty ? nil : Double(soft), body: fields[4], memoryLimit: Int(memory)))
         case .shutdown:
             try count(0)
             return .shutdown

@@ -181,7 +181,8 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
 
     private func start(_ request: TaskRequest, on process: WorkerProcess, serial: Int) {
         let task = Frame.RunTask(taskId: request.id, taskName: request.name, retries: request.message.retries,
-                                 softTimeLimit: request.softTimeLimit, body: request.message.body)
+                                 softTimeLimit: request.softTimeLimit, body: request.message.body,
+                                 memoryLimit: request.function.options.memoryLimit)
         if let hard = request.hardTimeLimit {
             startTimer(after: hard) { [weak self] in self?.hardLimitReached(pid: process.pid, serial: serial, seconds: hard) }
         }
@@ -256,7 +257,16 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
                     } else {
                         logger.error("worker process \(process.pid) (\(process.plugin)) exited prematurely: \(how), while running \(task.request.name)[\(task.request.id)]", metadata: .task(task.request.name, task.request.id))
                         if !slot.terminated { lifecycle?(.killed(reason: "crashed")) }
-                        task.completion(.workerLost(how: how))
+                        if let limit = task.request.function.options.memoryLimit, !slot.terminated {
+                            // Under RLIMIT_AS an allocation that fails most often ends a plugin
+                            // that does not check it: say so, and do not redeliver a task that
+                            // would only fail the same way.
+                            task.completion(.failure(TaskException(type: "MemoryError", module: "builtins",
+                                message: "the worker process ended (\(how)) while the task ran under its memory_limit of \(Self.describeBytes(limit)): it most likely ran out of memory"),
+                                traceback: nil))
+                        } else {
+                            task.completion(.workerLost(how: how))
+                        }
                     }
                 }
             } else if let slot, !clean && !slot.stopping {
@@ -265,6 +275,14 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
             lock.withLock { lock.broadcast() }
             if !lock.withLock({ closed }) { assign() }
         }
+    }
+
+    /// `268435456` as `256MB`, for messages.
+    static func describeBytes(_ n: Int) -> String {
+        if n % (1 << 30) == 0 { return "\(n >> 30)GB" }
+        if n % (1 << 20) == 0 { return "\(n >> 20)MB" }
+        if n % (1 << 10) == 0 { return "\(n >> 10)KB" }
+        return "\(n) bytes"
     }
 
     /// Sends `.shutdown` to a process already marked `stopping`, and kills it if it has not

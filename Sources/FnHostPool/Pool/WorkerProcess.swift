@@ -10,6 +10,10 @@ import Glibc
 /// (`fnhost worker`; `fork()` is unsafe in a multithreaded Swift process), talking over a
 /// socketpair, loading exactly one plugin.
 ///
+/// Hardening (the child's part is in `WorkerMain`): it inherits no descriptor but the IPC
+/// socket (fd 3) and the standard three; it dies with the host (parent-death signal); it cannot
+/// gain privileges (`no_new_privs`); it dumps no core unless `FNHOST_WORKER_CORE_DUMPS=1`.
+///
 /// Lifecycle: `starting` (plugin loading) -> `ready` <-> `busy` (one task at a time) ->
 /// `exited`. A reader thread receives the worker's frames and, at end of stream, reaps the
 /// process and reports how it ended. Every event reaches the owner through `events`.
@@ -83,8 +87,11 @@ public final class WorkerProcess: @unchecked Sendable {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        // The child's end becomes fd 3 (dup2 clears close-on-exec); everything else stays closed.
+        // The child's end becomes fd 3 (dup2 clears close-on-exec), and every descriptor above
+        // it is closed, close-on-exec or not (one a library opened without O_CLOEXEC included):
+        // a worker inherits nothing but its IPC socket and stdin/stdout/stderr.
         posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
+        fnhost_spawn_addclosefrom(&actions, 4)
         let args = [spec.executable, "worker", "--fd", "3", "--plugin-path", spec.pluginPath, "--plugin-name", spec.pluginName,
                     "--log-level", String(spec.logLevel), "--threads", String(spec.threads)]
         var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]

@@ -18,6 +18,7 @@ public enum WorkerMain {
     /// Runs the worker on `fd` (its end of the socketpair); returns the exit status.
     public static func run(fd: Int32, pluginPath: String, pluginName: String, logLevel: Int32, threads: Int = 1) -> Int32 {
         _ = fnhost_set_parent_death_signal(SIGKILL)
+        harden()
         signal(SIGPIPE, SIG_IGN)
         // The host handles SIGINT/SIGTERM for the whole group; a worker finishes its task.
         signal(SIGINT, SIG_IGN)
@@ -48,6 +49,17 @@ public enum WorkerMain {
     }
 }
 
+extension WorkerMain {
+    /// No privilege can be gained from here on (setuid binaries, file capabilities), and a
+    /// crashing plugin leaves no core file (which could hold task arguments and secrets)
+    /// unless `FNHOST_WORKER_CORE_DUMPS=1` asks for one.
+    static func harden() {
+        _ = fnhost_set_no_new_privs()
+        if let v = getenv("FNHOST_WORKER_CORE_DUMPS"), String(cString: v) == "1" { return }
+        _ = fnhost_set_rlimit(fnhost_rlimit_core, 0, 0)
+    }
+}
+
 /// Runs tasks for the worker loop: inline (one thread) or on a fixed set of threads, sending
 /// each outcome as soon as it is known. Outcome frames are written under one lock.
 final class TaskRunner: @unchecked Sendable {
@@ -60,6 +72,7 @@ final class TaskRunner: @unchecked Sendable {
     private var active = 0
     private var closing = false
     private var workers: [pthread_t] = []
+    private let memoryLimit = TaskMemoryLimit()
 
     init(plugin: LoadedPlugin, channel: FrameChannel, threads: Int) {
         self.plugin = plugin
@@ -102,6 +115,8 @@ final class TaskRunner: @unchecked Sendable {
         let outcome: TaskOutcome
         do {
             let body = try TaskBody(json: task.body)
+            memoryLimit.enter(task.memoryLimit)
+            defer { memoryLimit.leave(task.memoryLimit) }
             outcome = plugin.run(taskName: task.taskName, taskId: task.taskId, retries: task.retries, body: body,
                                  softTimeLimit: task.softTimeLimit)
         } catch {

@@ -72,8 +72,14 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("grace-period"), help: "Seconds a warm shutdown waits for running tasks (default 60).")
     var gracePeriod: Double = 60
 
+    @Option(name: [.customShort("u"), .customLong("user")], help: ArgumentHelp("Started as root: become this user (its uid and groups) before connecting or starting any worker process, so no plugin runs as root.", valueName: "NAME"))
+    var user: String?
+
     func run() throws {
         let file = try plugins.loadConfigFile()
+        if let user {
+            do { try PrivilegeDrop.drop(to: user) } catch { throw ValidationError(error.description) }
+        }
         let brokerURL = file.brokerURL(flag: broker)
         let backendURL = backend ?? ConfigFile.environment(["FNHOST_RESULT_BACKEND", "CELERY_RESULT_BACKEND"]) ?? file.resultBackend ?? brokerURL
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
@@ -125,6 +131,7 @@ struct Serve: ParsableCommand {
                                                maxTasks: maxTasks, maxMemory: maxMemory, pool: poolKind.rawValue, queues: extra, events: taskEvents || (file.sendTaskEvents ?? false))))
         let logger = LogSetup.bootstrap(try plugins.logLevel, format: try LogFormat(parsing: logFormat))
         for key in file.ignored { logger.warning("config: \(key) is not supported yet and is ignored") }
+        if geteuid() == 0 { logger.warning("running as root: plugins run as root too; start with --user NAME to drop privileges") }
         let code = try HostRuntime(settings: settings, logger: logger).run()
         throw ExitCode(code)
     }
