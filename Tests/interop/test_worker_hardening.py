@@ -72,6 +72,17 @@ def test_a_worker_inherits_only_its_ipc_socket_cannot_gain_privileges_and_dumps_
     assert core.split()[4:6] == ["0", "0"], core
 
 
+def test_a_worker_gets_no_broker_or_backend_url_from_the_hosts_environment(serve, make_functions, celery_app, redis_server, redis_dbs):
+    admin = redis_server.client(0)
+    admin.execute_command("ACL", "SETUSER", "hardening", "on", ">env-s3cret-pw", "~*", "&*", "+@all")
+    with_password = lambda url: url.replace("redis://", "redis://hardening:env-s3cret-pw@")  # noqa: E731
+    serve(make_functions("hardening"), "-c", "1", urls=False,
+          env={"CELERY_BROKER_URL": with_password(redis_dbs.broker_url), "FNHOST_RESULT_BACKEND": with_password(redis_dbs.backend_url)})
+    pid = worker_pid(celery_app)
+    environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert b"env-s3cret-pw" not in environ and b"CELERY_BROKER_URL" not in environ and b"FNHOST_RESULT_BACKEND" not in environ
+
+
 def test_memory_limit_fails_the_task_with_memory_error_and_the_host_serves_on(serve, make_functions, celery_app, tmp_path):
     config = tmp_path / "fnhost.yml"
     config.write_text("tasks:\n  hardening.alloc: { memory_limit: 64MB }\n  hardening.hog: { memory_limit: 64MB }\n")

@@ -11,7 +11,8 @@ import Glibc
 /// socketpair, loading exactly one plugin.
 ///
 /// Hardening (the child's part is in `WorkerMain`): it inherits no descriptor but the IPC
-/// socket (fd 3) and the standard three; it dies with the host (parent-death signal); it cannot
+/// socket (fd 3) and the standard three, nor the broker and backend URLs of the host's
+/// environment (`withheldVariables`); it dies with the host (parent-death signal); it cannot
 /// gain privileges (`no_new_privs`); it dumps no core unless `FNHOST_WORKER_CORE_DUMPS=1`.
 ///
 /// Lifecycle: `starting` (plugin loading) -> `ready` <-> `busy` (one task at a time) ->
@@ -103,9 +104,11 @@ public final class WorkerProcess: @unchecked Sendable {
         var i = 0
         var hasBacktraceSetting = false
         while let entry = environ[i] {
-            if strncmp(entry, "SWIFT_BACKTRACE=", 16) == 0 { hasBacktraceSetting = true }
-            env.append(strdup(entry))
             i += 1
+            if strncmp(entry, "SWIFT_BACKTRACE=", 16) == 0 { hasBacktraceSetting = true }
+            // A worker needs no broker or backend credentials: those settings stay in the host.
+            if Self.withheldVariables.contains(where: { strncmp(entry, $0, strlen($0)) == 0 }) { continue }
+            env.append(strdup(entry))
         }
         if !hasBacktraceSetting { env.append(strdup("SWIFT_BACKTRACE=enable=no")) }
         env.append(nil)
@@ -121,6 +124,10 @@ public final class WorkerProcess: @unchecked Sendable {
         startThread(name: "fnhost-w\(pid)") { process.readLoop(events) }
         return process
     }
+
+    /// Settings (`NAME=` prefixes) that may hold secrets and that no worker needs: the host
+    /// keeps them out of its workers' environment.
+    static let withheldVariables = ["CELERY_BROKER_URL=", "CELERY_RESULT_BACKEND=", "FNHOST_BROKER_URL=", "FNHOST_RESULT_BACKEND="]
 
     /// Sends a task; false when the process is gone (its `.exited` event follows).
     @discardableResult
