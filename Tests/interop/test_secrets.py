@@ -38,8 +38,8 @@ def secrets(server) -> list[str]:
     return [server.password, WRONG_PASSWORD, *key_lines]
 
 
-def assert_no_secret(what: str, text: str, server):
-    leaked = [s for s in secrets(server) if s in text]
+def assert_no_secret(what: str, text: str, server, secrets_list: list[str] | None = None):
+    leaked = [s for s in (secrets_list or secrets(server)) if s in text]
     assert not leaked, f"{what} holds a secret ({leaked[0][:8]}...):\n{text[:4000]}"
 
 
@@ -162,3 +162,41 @@ def test_no_output_holds_a_secret(serve, make_functions, fnhost_cli, redis_tls_s
                  ("dlq", "list", "--broker", f"rediss://:{server.password}@127.0.0.1:{_free_port()}/0")):
         out = fnhost_cli(*args)
         assert_no_secret(f"fnhost {' '.join(map(str, args))}", out.stdout + out.stderr, server)
+
+
+AMQP_PASSWORD = "amqp-s3cret-Pa55word"
+
+
+def test_no_output_holds_an_amqp_password(serve, make_functions, fnhost_cli, rabbitmq_server):
+    rabbit = rabbitmq_server
+    vhost = rabbit.new_vhost()
+    rabbit.ctl("add_user", "fnsecret", AMQP_PASSWORD)
+    rabbit.ctl("set_permissions", "-p", vhost, "fnsecret", ".*", ".*", ".*")
+    hidden = [AMQP_PASSWORD, WRONG_PASSWORD]
+    url = rabbit.url(vhost).replace("guest:guest@", f"fnsecret:{AMQP_PASSWORD}@")
+    functions = make_functions()
+    host = serve(functions, "-n", NODE, "-c", "1", "-E", "-l", "debug", urls=False,
+                 env={"CELERY_BROKER_URL": url, "CELERY_RESULT_BACKEND": "rpc://"})
+    app = Celery("secrets-amqp", broker=url, backend="rpc://", set_as_current=False)
+    try:
+        assert app.send_task("math.add", args=[2, 3], queue="math.add").get(timeout=RESULT_TIMEOUT) == 5
+        with pytest.raises(ZeroDivisionError):
+            app.send_task("math.div", args=[1, 0], queue="math.div").get(timeout=RESULT_TIMEOUT)
+        inspect = app.control.inspect(timeout=5, destination=[NODE])
+        replies = {name: getattr(inspect, name)() for name in ("conf", "stats", "report")}
+        assert replies["conf"][NODE]["broker_url"].startswith("amqp://fnsecret:***@"), replies["conf"]
+        assert_no_secret("inspect replies (AMQP)", json.dumps(replies), None, hidden)
+    finally:
+        app.close()
+    assert host.terminate() == 0
+    assert_no_secret("the log (AMQP, debug)", host.log, None, hidden)
+
+    wrong_url = url.replace(AMQP_PASSWORD, WRONG_PASSWORD)
+    wrong = serve(functions, "-c", "1", "-l", "debug", "--broker", wrong_url, "--backend", "rpc://", urls=False, ready=False)
+    wrong.wait_for_log(r"cannot reach the broker|ACCESS_REFUSED|refused")
+    wrong.stop()
+    assert_no_secret("the log on a wrong AMQP password", wrong.log, None, hidden)
+    for broker in (wrong_url, f"amqp://fnsecret:{AMQP_PASSWORD}@127.0.0.1:{_free_port()}/{vhost}"):
+        out = fnhost_cli("dlq", "list", "--broker", broker)
+        assert out.returncode != 0
+        assert_no_secret("fnhost dlq list (AMQP)", out.stdout + out.stderr, None, hidden)
