@@ -102,6 +102,7 @@ let package = Package(
         .testTarget(name: "CeleryProtocolTests", dependencies: ["CeleryProtocol"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FnHostCoreTests", dependencies: ["FnHostCore", "CeleryProtocol", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FnHostPluginsTests", dependencies: ["FnHostPlugins", "FnHostCore", "CFFI", "CRabbitMQ", "CHiredis"]),
+        .testTarget(name: "FnHostRedisTests", dependencies: ["FnHostRedis", "FnHostCore"]),
         .testTarget(name: "FnHostAMQPTests", dependencies: ["FnHostAMQP", "CeleryProtocol", "CRabbitMQ", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FnHostPoolTests", dependencies: ["FnHostPool", "FnHostCore"]),
         .testTarget(name: "FnHostObservabilityTests", dependencies: ["FnHostObservability", "FnHostCore", "CeleryProtocol"]),
