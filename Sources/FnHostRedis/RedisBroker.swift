@@ -12,9 +12,11 @@ import Glibc
 ///
 /// At-least-once: a fetched message is in `unacked` from the moment it leaves its list (atomic
 /// when messages are waiting; on the idle path, right after the blocking pop), and leaves
-/// `unacked` only when acknowledged, after its outcome is settled. If the host dies, kombu's
-/// visibility-timeout sweep (any Celery worker on the same Redis, `visibility_timeout`, 1 h by
-/// default) puts it back.
+/// `unacked` only when acknowledged, after its outcome is settled. If the host dies, its
+/// deliveries' leases (`fnhost.leases`, see `RedisBroker+Leases.swift`) stop being renewed and
+/// any fnhost host serving the same queue puts them back within `leaseTimeout` plus one sweep;
+/// kombu's visibility-timeout sweep (any Celery worker on the same Redis, `visibility_timeout`,
+/// 1 h by default) would too.
 ///
 /// Threading: `fetch` uses the consumer connection and is called from one thread; every other
 /// method shares a second connection under a lock.
@@ -31,10 +33,16 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     private let logger: Logger
     private let unackedKey = Array("unacked".utf8)
     private let unackedIndexKey = Array("unacked_index".utf8)
+    let leasesKey = Array(RedisBroker.leasesKey.utf8)
+    /// Seconds a delivery's lease lasts unless renewed (`fnhost_lease_timeout`).
+    public let leaseTimeout: Double
 
-    public init(url: RedisURL, logger: Logger) {
+    /// A broker on `url`; every delivery it fetches holds a lease of `leaseTimeout` seconds
+    /// until renewed (`renewLeases`) or settled.
+    public init(url: RedisURL, logger: Logger, leaseTimeout: Double = 30) {
         self.url = url
         self.logger = logger
+        self.leaseTimeout = leaseTimeout
         self.consumer = RedisConnection(url: url, readTimeout: 30)
         self.control = RedisConnection(url: url, readTimeout: 30)
     }
@@ -76,7 +84,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
 
     public func fetch(_ plan: FetchPlan, timeout: Double) throws -> [Delivery] {
         guard plan.total > 0, !plan.entries.isEmpty else { return [] }
-        var keys: [[UInt8]] = [unackedKey, unackedIndexKey]
+        var keys: [[UInt8]] = [unackedKey, unackedIndexKey, leasesKey]
         var keyQueueIndex: [[UInt8]] = []
         var listKeys: [String] = []
         for bucket in Self.priorityBuckets {
@@ -90,6 +98,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
         var args: [[UInt8]] = [Array(String(plan.total).utf8), Array(String(plan.entries.count).utf8)]
         args += plan.entries.map { Array(String($0.limit).utf8) }
         args += keyQueueIndex
+        args.append(Array(String(leaseTimeout).utf8))
         let reply = try consumer.evalScript(RedisScripts.fetch, keys: keys, args: args)
         if case .error(let e) = reply { throw RedisError(description: "fetch script failed: \(e)", connectionLost: false) }
         if case .array(let items) = reply, !items.isEmpty {
@@ -125,6 +134,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
                 [Array("MULTI".utf8)],
                 [Array("ZADD".utf8), unackedIndexKey, Array(String(CeleryTime.now()).utf8), tag],
                 [Array("HSET".utf8), unackedKey, tag, entry],
+                [Array("ZADD".utf8), leasesKey, Array(String(CeleryTime.now() + leaseTimeout).utf8), tag],
                 [Array("EXEC".utf8)],
             ])
             if case .error(let e) = replies.last! { logger.error("recording delivery \(delivery.tag) as unacknowledged failed: \(e)") }
@@ -147,6 +157,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
                 [Array("MULTI".utf8)],
                 [Array("ZREM".utf8), unackedIndexKey] + tags,
                 [Array("HDEL".utf8), unackedKey] + tags,
+                [Array("ZREM".utf8), leasesKey] + tags,
                 [Array("EXEC".utf8)],
             ])
             if case .error(let e) = replies.last! { throw RedisError(description: "ack failed: \(e)", connectionLost: false) }
@@ -161,7 +172,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
             if d.tag.isEmpty {
                 plain.append([Array("RPUSH".utf8), Array(d.source.utf8), payload])
             } else {
-                calls.append((keys: [unackedKey, unackedIndexKey, Array(d.source.utf8)], args: [Array(d.tag.utf8), payload]))
+                calls.append((keys: [unackedKey, unackedIndexKey, Array(d.source.utf8), leasesKey], args: [Array(d.tag.utf8), payload]))
             }
         }
         try controlLock.withLock {
