@@ -2,19 +2,25 @@
 mid-task (50 times in one test, under each acknowledgement policy), the broker restarted, and the
 connection to it cut by a TCP proxy the test controls. None is lost, the host never goes down."""
 
-import json
 import os
 import re
+import shutil
 import signal
 import socket
+import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 
+import pytest
+import redis
 from billiard.exceptions import WorkerLostError
+from celery import Celery
 
 from helpers import RESULT_TIMEOUT, ack_bookkeeping_is_empty, wait_until
+from tcpproxy import TCPProxy
 
 VICTIMS = 50
 SLEEPING = re.compile(r"math\.slow: sleeping (\d+\.\d{3}) s in pid (\d+)")
@@ -30,7 +36,7 @@ def http_status(port: int, path: str) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
             return r.status
-    except (urllib.error.HTTPError) as e:
+    except urllib.error.HTTPError as e:
         return e.code
 
 
@@ -122,3 +128,128 @@ def test_fifty_worker_processes_killed_mid_task_under_reject_on_worker_lost_are_
     assert http_status(port, "/healthz") == 200
     assert celery_app.send_task("math.add", args=[2, 3], queue="math.add").get(timeout=RESULT_TIMEOUT) == 5
     wait_until(lambda: ack_bookkeeping_is_empty(redis_dbs.broker), 10, "unacked to be empty")
+
+
+# ------------------------------------------------------------------------------------------------
+# The broker restarted, the connection cut
+
+
+class DurableRedis:
+    """A redis-server of this test alone that keeps its data across a restart (append-only file,
+    fsync on every write), so a restart loses nothing that Redis acknowledged."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.port = free_port()
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [shutil.which("redis-server"), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--logfile", str(self.dir / "redis.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(host="127.0.0.1", port=self.port)
+        wait_until(lambda: self._pings(client), 30, f"redis-server on port {self.port}")
+        client.close()
+
+    def _pings(self, client) -> bool:
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            assert self.proc.poll() is None, (self.dir / "redis.log").read_text(errors="replace")
+            return False
+
+    def kill(self):
+        """SIGKILL, by PID: the crash case (the append-only file has every acknowledged write)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+
+@pytest.fixture
+def durable_redis(tmp_path):
+    directory = tmp_path / "durable-redis"
+    directory.mkdir()
+    server = DurableRedis(directory)
+    yield server
+    server.kill()
+
+
+def lease_config(tmp_path, seconds=5):
+    path = tmp_path / "fnhost-lease.yml"
+    path.write_text(f"broker_transport_options: {{fnhost_lease_timeout: {seconds}}}\n")
+    return path
+
+
+def test_a_redis_restart_mid_stream_loses_no_task(serve, make_functions, durable_redis, tmp_path):
+    broker_url, backend_url = durable_redis.url(0), durable_redis.url(1)
+    producer = Celery("faults", broker=broker_url, backend=backend_url, set_as_current=False)
+    host = serve(make_functions(), "-c", "2", "--config", lease_config(tmp_path),
+                 "--broker", broker_url, "--backend", backend_url, urls=False)
+    results = [producer.send_task("math.add", args=[i, 1], queue="math.add") for i in range(1000)]
+    wait_until(lambda: sum(r.ready() for r in results[:200]) >= 50, 60, "the stream to be under way")
+    producer.close()
+
+    durable_redis.kill()
+    time.sleep(1)  # the host sees the broker gone (not a timing assertion)
+    durable_redis.start()
+
+    consumer = Celery("faults", broker=broker_url, backend=backend_url, set_as_current=False)
+    try:
+        assert [consumer.AsyncResult(r.id).get(timeout=120) for r in results] == [i + 1 for i in range(1000)]
+        assert consumer.send_task("math.add", args=[2, 3], queue="math.add").get(timeout=RESULT_TIMEOUT) == 5
+    finally:
+        consumer.close()
+    assert host.proc.poll() is None
+    assert "fetching from the broker failed" in host.log, "the host never saw the broker go"
+    client = redis.Redis.from_url(broker_url)
+    wait_until(lambda: ack_bookkeeping_is_empty(client), 30, "unacked to be empty")
+    client.close()
+
+
+def through(proxy_of, url: str) -> str:
+    """`url` with its host:port replaced by a proxy to it (rpc:// is left as it is)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.port is None:
+        return url
+    proxy = proxy_of(parts.hostname, parts.port)
+    netloc = parts.netloc.rsplit(":", 1)[0] + f":{proxy.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+@pytest.mark.all_brokers
+def test_connections_cut_mid_stream_by_a_proxy_lose_no_task(serve, make_functions, celery_app, transport, tmp_path):
+    proxies = []
+
+    def proxy_of(host, port):
+        proxies.append(TCPProxy(host, port))
+        return proxies[-1]
+
+    try:
+        broker_url = through(proxy_of, transport.broker_url)
+        backend_url = through(proxy_of, transport.backend_url)
+        host = serve(make_functions(), "-c", "2", "--config", lease_config(tmp_path),
+                     "--broker", broker_url, "--backend", backend_url, urls=False)
+        results = [celery_app.send_task("math.add", args=[i, 1], queue="math.add") for i in range(600)]
+        for cut in range(3):
+            done = 100 * (cut + 1)
+            wait_until(lambda: sum(r.ready() for r in results[:done + 100]) >= done, 120,
+                       f"{done} tasks done before cut {cut + 1}")
+            for proxy in proxies:
+                proxy.cut()
+            time.sleep(1)  # refused while cut: the host retries (not a timing assertion)
+            for proxy in proxies:
+                proxy.resume()
+        assert [r.get(timeout=120) for r in results] == [i + 1 for i in range(600)]
+        assert celery_app.send_task("math.add", args=[2, 3], queue="math.add").get(timeout=RESULT_TIMEOUT) == 5
+        assert host.proc.poll() is None
+        assert all(p.connections > 1 for p in proxies), "the host reconnected through every proxy"
+        felt = "lost the consuming connection" if transport.is_amqp else "fetching from the broker failed"
+        assert felt in host.log, "the host never saw its connection cut"
+    finally:
+        for proxy in proxies:
+            proxy.close()
