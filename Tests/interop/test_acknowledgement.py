@@ -60,11 +60,12 @@ def test_running_delivery_sits_in_unacked_with_its_envelope_exchange_and_routing
 def test_sigterm_finishes_running_task_requeues_the_waiting_one_and_exits_zero(
     serve, make_functions, celery_app, redis_dbs
 ):
-    host = serve(make_functions(), "-c", "1")
+    host = serve(make_functions(), "-c", "1", "-l", "debug")
     warm_up(celery_app)
-    first, second = slow(celery_app, 2), slow(celery_app, 2)
-    wait_until(lambda: first.id in unacked_task_ids(redis_dbs.broker), 10, "the first delivery")
-    time.sleep(1.0)  # let the worker process start it; not a timing assertion
+    first, second = slow(celery_app, 4), slow(celery_app, 2)
+    # SIGTERM only once the first task has started in its worker process (its own log line), so
+    # a loaded machine cannot let it finish and start the second one before the signal lands.
+    host.wait_for_log(r"math\.slow: sleeping 4\.000 s in pid")
 
     assert host.terminate() == 0, host.describe()
 
