@@ -185,6 +185,25 @@ def lease_config(tmp_path, seconds=5):
     return path
 
 
+@pytest.mark.all_brokers
+def test_a_host_killed_mid_stream_then_restarted_completes_every_task(serve, make_functions, celery_app, tmp_path):
+    functions = make_functions()
+    cfg = lease_config(tmp_path, 3)  # Redis: kombu's visibility timeout stays at its hour
+    first = serve(functions, "-c", "2", "--config", cfg)
+    slow = [celery_app.send_task("math.slow", args=[0.5], queue="math.slow") for _ in range(40)]
+    adds = [celery_app.send_task("math.add", args=[i, 1], queue="math.add") for i in range(500)]
+    wait_until(lambda: sum(r.ready() for r in adds[:200]) >= 50 and sum(r.ready() for r in slow) >= 2, 60,
+               "the stream to be under way")
+    first.kill()
+    assert not all(r.ready() for r in slow + adds), "the stream ended before the kill"
+
+    second = serve(functions, "-c", "2", "--config", cfg)
+    for r in slow:
+        assert set(r.get(timeout=120)) == {"pid", "start", "end"}
+    assert [r.get(timeout=120) for r in adds] == [i + 1 for i in range(500)]
+    assert second.proc.poll() is None
+
+
 def test_a_redis_restart_mid_stream_loses_no_task(serve, make_functions, durable_redis, tmp_path):
     broker_url, backend_url = durable_redis.url(0), durable_redis.url(1)
     producer = Celery("faults", broker=broker_url, backend=backend_url, set_as_current=False)
