@@ -217,19 +217,18 @@ final class HostRuntime: @unchecked Sendable {
     /// task's delivery is restored under it.
     private func startLeases(broker: RedisBroker, dispatcher: Dispatcher) {
         let interval = min(10, max(0.5, settings.leaseTimeout / 3))
-        let queues = Set(dispatcher.queues)
         let logger = self.logger
         startThread(name: "fnhost-leases") { [self] in
-            let deadline = { monotonicNow() + interval }
             while true {
                 do {
                     try broker.renewLeases(dispatcher.heldTags())
-                    let restored = try broker.restoreExpiredLeases(queues: queues, holding: dispatcher.heldTags())
+                    // The queues served now: a hot reload may have added or removed some.
+                    let restored = try broker.restoreExpiredLeases(queues: Set(dispatcher.queues), holding: dispatcher.heldTags())
                     if restored > 0 { logger.warning("restored \(restored) deliveries whose lease expired (their host is gone) to their queues") }
                 } catch {
                     logger.error("renewing or sweeping delivery leases failed: \(error)")
                 }
-                let until = deadline()
+                let until = monotonicNow() + interval
                 let stop = leases.withLock {
                     while !leasesStopped, leases.wait(until: until) {}
                     return leasesStopped
