@@ -134,7 +134,9 @@ public final class RedisBroker: Broker, @unchecked Sendable {
                 [Array("MULTI".utf8)],
                 [Array("ZADD".utf8), unackedIndexKey, Array(String(CeleryTime.now()).utf8), tag],
                 [Array("HSET".utf8), unackedKey, tag, entry],
-                [Array("ZADD".utf8), leasesKey, Array(String(CeleryTime.now() + leaseTimeout).utf8), tag],
+                // The lease, and the index score, by Redis' clock as on the scripted path.
+                [Array("EVAL".utf8), Array(RedisScripts.renewLeases.utf8), Array("2".utf8), unackedIndexKey, leasesKey,
+                 Array(String(leaseTimeout).utf8), tag],
                 [Array("EXEC".utf8)],
             ])
             if case .error(let e) = replies.last! { logger.error("recording delivery \(delivery.tag) as unacknowledged failed: \(e)") }
