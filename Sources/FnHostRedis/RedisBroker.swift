@@ -10,8 +10,9 @@ import Glibc
 /// buckets, deliveries are recorded in `unacked`/`unacked_index` until acknowledged, queue
 /// bindings are declared in `_kombu.binding.<queue>` as kombu does.
 ///
-/// At-least-once: a fetched message is in `unacked` from the moment it leaves its list (atomic
-/// when messages are waiting; on the idle path, right after the blocking pop), and leaves
+/// At-least-once: a fetched message is in `unacked` from the moment it leaves its list, in the
+/// same atomic step (the idle path waits with `RedisDoorbells`, which never pop; only on a Redis
+/// without `BLMOVE` does it fall back to kombu's `BRPOP`, then the bookkeeping), and leaves
 /// `unacked` only when acknowledged, after its outcome is settled. If the host dies, its
 /// deliveries' leases (`fnhost.leases`, see `RedisBroker+Leases.swift`) stop being renewed and
 /// any fnhost host serving the same queue puts them back within `leaseTimeout` plus one sweep;
@@ -30,6 +31,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     private let consumer: RedisConnection
     private let control: RedisConnection
     private let controlLock = ConditionLock()
+    private let doorbells: RedisDoorbells
     private let logger: Logger
     private let unackedKey = Array("unacked".utf8)
     private let unackedIndexKey = Array("unacked_index".utf8)
@@ -43,6 +45,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
         self.url = url
         self.logger = logger
         self.leaseTimeout = leaseTimeout
+        self.doorbells = RedisDoorbells(url: url)
         self.consumer = RedisConnection(url: url, readTimeout: 30)
         self.control = RedisConnection(url: url, readTimeout: 30)
     }
@@ -112,7 +115,13 @@ public final class RedisBroker: Broker, @unchecked Sendable {
             }
             return deliveries
         }
-        // Nothing waiting: block until a message arrives, then record it as unacknowledged at once.
+        // Nothing waiting: wait for a message without taking it (the doorbells), and let the
+        // caller fetch again with the script. Only a Redis without BLMOVE (before 6.2) takes
+        // kombu's way: block in BRPOP, then record the message as unacknowledged at once.
+        if doorbells.isSupported {
+            doorbells.wait(for: listKeys, timeout: timeout)
+            if doorbells.isSupported { return [] }
+        }
         consumer.readTimeout = timeout + 10
         let brpop = [Array("BRPOP".utf8)] + listKeys.map { Array($0.utf8) } + [Array(String(timeout).utf8)]
         guard case .array(let pair) = try consumer.command(brpop), pair.count == 2,
@@ -198,6 +207,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     }
 
     public func close() {
+        doorbells.close()
         controlLock.withLock { control.disconnect() }
     }
 

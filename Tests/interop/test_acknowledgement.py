@@ -2,6 +2,7 @@
 default, early ack on request, warm shutdown on SIGTERM, and what a SIGKILL leaves behind."""
 
 import json
+import os
 import signal
 import time
 
@@ -123,6 +124,26 @@ def test_sigkill_during_late_ack_task_leaves_a_restorable_delivery(serve, make_f
 
     serve(functions, "-c", "1")
     assert set(r.get(timeout=RESULT_TIMEOUT)) == {"pid", "start", "end"}
+
+
+def test_an_idle_host_never_takes_a_message_off_its_list_before_recording_it(serve, make_functions, celery_app, redis_dbs):
+    """kombu's idle path (BRPOP, then the bookkeeping) loses a message when the host dies, or its
+    connection is cut, between the two: Redis pops it for a host that never reads the reply.
+    fnhost waits without popping, so a frozen (then killed) idle host leaves the message queued."""
+    functions = make_functions()
+    host = serve(functions, "-c", "1")
+    assert celery_app.send_task("math.add", args=[1, 1], queue="math.add").get(timeout=RESULT_TIMEOUT) == 2
+    time.sleep(1.5)  # let it go idle, waiting on its empty queues (not a timing assertion)
+    os.kill(host.pid, signal.SIGSTOP)
+    try:
+        r = celery_app.send_task("math.add", args=[20, 22], queue="math.add")
+        time.sleep(1)  # what a blocking pop would do, Redis does without the frozen host
+        assert queued_task_ids(redis_dbs.broker, "math.add") == [r.id], "the message left its list"
+        assert ack_bookkeeping_is_empty(redis_dbs.broker)
+    finally:
+        host.kill()
+    serve(functions, "-c", "1")
+    assert r.get(timeout=RESULT_TIMEOUT) == 42
 
 
 def test_sigkill_during_early_ack_task_leaves_nothing_in_unacked(serve, make_functions, celery_app, redis_dbs):
