@@ -11,7 +11,7 @@ extension RedisBroker: DeadLetterStore {
     public func deadLetter(_ deliveries: [(delivery: Delivery, reason: String)]) throws {
         guard !deliveries.isEmpty else { return }
         let calls = deliveries.map { item in
-            (keys: [Array("unacked".utf8), Array("unacked_index".utf8), Array(Self.deadLetterKey.utf8)],
+            (keys: [Array("unacked".utf8), Array("unacked_index".utf8), Array(Self.deadLetterKey.utf8), Array(Self.leasesKey.utf8)],
              args: [Array(item.delivery.tag.utf8), DeadLetter(delivery: item.delivery, reason: item.reason, id: UUID4.make()).encoded()])
         }
         try withControlConnection { connection in

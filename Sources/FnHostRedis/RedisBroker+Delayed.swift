@@ -15,7 +15,7 @@ extension RedisBroker {
     public func delay(_ deliveries: [(delivery: Delivery, until: Double)]) throws {
         guard !deliveries.isEmpty else { return }
         let calls = deliveries.map { item in
-            (keys: [Array("unacked".utf8), Array("unacked_index".utf8), Array(Self.delayedKey.utf8)],
+            (keys: [Array("unacked".utf8), Array("unacked_index".utf8), Array(Self.delayedKey.utf8), Array(Self.leasesKey.utf8)],
              args: [Array(item.delivery.tag.utf8), Array((item.delivery.source + Self.separator).utf8) + item.delivery.payload,
                     Array(String(item.until).utf8)])
         }

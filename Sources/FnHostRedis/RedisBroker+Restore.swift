@@ -30,27 +30,38 @@ extension RedisBroker {
             let values = try connection.pipeline(tags.map { [Array("HGET".utf8), Array("unacked".utf8), Array($0.utf8)] })
             var calls: [(keys: [[UInt8]], args: [[UInt8]])] = []
             for (tag, value) in zip(tags, values) {
-                guard let bytes = value.bytes, case .array(let entry)? = try? JSONParser.parse(bytes), entry.count == 3,
-                    case .object(let document) = entry[0]
-                else {
+                guard let bytes = value.bytes, Self.isUnackedEntry(bytes) else {
                     // Unreadable bookkeeping: drop the index entry so it is not retried forever.
                     _ = try connection.pipeline([[Array("ZREM".utf8), Array("unacked_index".utf8), Array(tag.utf8)]])
                     continue
                 }
-                let exchange = entry[1].stringValue ?? ""
-                let routingKey = entry[2].stringValue ?? ""
-                let queue = try destination(exchange: exchange, routingKey: routingKey, connection: connection)
-                guard let queue else { continue }
-                let priority = Int(document["properties"]?["priority"]?.intValue ?? 0)
-                let bucket = Self.priorityBuckets.last(where: { $0 <= max(0, min(9, priority)) }) ?? 0
-                let envelope = RedisEnvelope(document: document).redeliveredBytes()
-                calls.append((keys: [Array("unacked".utf8), Array("unacked_index".utf8), Array(Self.key(queue: queue, bucket: bucket).utf8)],
-                              args: [Array(tag.utf8), envelope]))
+                guard let entry = try restorable(bytes, connection: connection) else { continue }
+                calls.append((keys: [Array("unacked".utf8), Array("unacked_index".utf8), Array(entry.listKey.utf8), leasesKey],
+                              args: [Array(tag.utf8), entry.envelope]))
             }
             guard !calls.isEmpty else { return 0 }
             let replies = try connection.pipelineScripts(RedisScripts.requeue, calls: calls)
             return replies.filter { $0 == .integer(1) }.count
         }
+    }
+
+    /// Whether `bytes` reads as kombu's `unacked` entry: `[envelope, exchange, routing_key]`.
+    static func isUnackedEntry(_ bytes: [UInt8]) -> Bool {
+        guard case .array(let entry)? = try? JSONParser.parse(bytes), entry.count == 3, case .object = entry[0] else { return false }
+        return true
+    }
+
+    /// What restoring an `unacked` entry (`[envelope, exchange, routing_key]`) takes: its queue,
+    /// the list key of its priority bucket, and the envelope marked redelivered; nil when the
+    /// entry cannot be read or its exchange routes nowhere.
+    func restorable(_ bytes: [UInt8], connection: RedisConnection) throws -> (queue: String, listKey: String, envelope: [UInt8])? {
+        guard case .array(let entry)? = try? JSONParser.parse(bytes), entry.count == 3, case .object(let document) = entry[0] else { return nil }
+        let exchange = entry[1].stringValue ?? ""
+        let routingKey = entry[2].stringValue ?? ""
+        guard let queue = try destination(exchange: exchange, routingKey: routingKey, connection: connection) else { return nil }
+        let priority = Int(document["properties"]?["priority"]?.intValue ?? 0)
+        let bucket = Self.priorityBuckets.last(where: { $0 <= max(0, min(9, priority)) }) ?? 0
+        return (queue, Self.key(queue: queue, bucket: bucket), RedisEnvelope(document: document).redeliveredBytes())
     }
 
     /// The queue a message published to `exchange` with `routingKey` goes to: the routing key

@@ -10,11 +10,14 @@ import Glibc
 /// buckets, deliveries are recorded in `unacked`/`unacked_index` until acknowledged, queue
 /// bindings are declared in `_kombu.binding.<queue>` as kombu does.
 ///
-/// At-least-once: a fetched message is in `unacked` from the moment it leaves its list (atomic
-/// when messages are waiting; on the idle path, right after the blocking pop), and leaves
-/// `unacked` only when acknowledged, after its outcome is settled. If the host dies, kombu's
-/// visibility-timeout sweep (any Celery worker on the same Redis, `visibility_timeout`, 1 h by
-/// default) puts it back.
+/// At-least-once: a fetched message is in `unacked` from the moment it leaves its list, in the
+/// same atomic step (the idle path waits with `RedisDoorbells`, which never pop; only on a Redis
+/// without `BLMOVE` does it fall back to kombu's `BRPOP`, then the bookkeeping), and leaves
+/// `unacked` only when acknowledged, after its outcome is settled. If the host dies, its
+/// deliveries' leases (`fnhost.leases`, see `RedisBroker+Leases.swift`) stop being renewed and
+/// any fnhost host serving the same queue puts them back within `leaseTimeout` plus one sweep;
+/// kombu's visibility-timeout sweep (any Celery worker on the same Redis, `visibility_timeout`,
+/// 1 h by default) would too.
 ///
 /// Threading: `fetch` uses the consumer connection and is called from one thread; every other
 /// method shares a second connection under a lock.
@@ -28,13 +31,21 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     private let consumer: RedisConnection
     private let control: RedisConnection
     private let controlLock = ConditionLock()
+    private let doorbells: RedisDoorbells
     private let logger: Logger
     private let unackedKey = Array("unacked".utf8)
     private let unackedIndexKey = Array("unacked_index".utf8)
+    let leasesKey = Array(RedisBroker.leasesKey.utf8)
+    /// Seconds a delivery's lease lasts unless renewed (`fnhost_lease_timeout`).
+    public let leaseTimeout: Double
 
-    public init(url: RedisURL, logger: Logger) {
+    /// A broker on `url`; every delivery it fetches holds a lease of `leaseTimeout` seconds
+    /// until renewed (`renewLeases`) or settled.
+    public init(url: RedisURL, logger: Logger, leaseTimeout: Double = 30) {
         self.url = url
         self.logger = logger
+        self.leaseTimeout = leaseTimeout
+        self.doorbells = RedisDoorbells(url: url)
         self.consumer = RedisConnection(url: url, readTimeout: 30)
         self.control = RedisConnection(url: url, readTimeout: 30)
     }
@@ -76,7 +87,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
 
     public func fetch(_ plan: FetchPlan, timeout: Double) throws -> [Delivery] {
         guard plan.total > 0, !plan.entries.isEmpty else { return [] }
-        var keys: [[UInt8]] = [unackedKey, unackedIndexKey]
+        var keys: [[UInt8]] = [unackedKey, unackedIndexKey, leasesKey]
         var keyQueueIndex: [[UInt8]] = []
         var listKeys: [String] = []
         for bucket in Self.priorityBuckets {
@@ -90,6 +101,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
         var args: [[UInt8]] = [Array(String(plan.total).utf8), Array(String(plan.entries.count).utf8)]
         args += plan.entries.map { Array(String($0.limit).utf8) }
         args += keyQueueIndex
+        args.append(Array(String(leaseTimeout).utf8))
         let reply = try consumer.evalScript(RedisScripts.fetch, keys: keys, args: args)
         if case .error(let e) = reply { throw RedisError(description: "fetch script failed: \(e)", connectionLost: false) }
         if case .array(let items) = reply, !items.isEmpty {
@@ -103,7 +115,13 @@ public final class RedisBroker: Broker, @unchecked Sendable {
             }
             return deliveries
         }
-        // Nothing waiting: block until a message arrives, then record it as unacknowledged at once.
+        // Nothing waiting: wait for a message without taking it (the doorbells), and let the
+        // caller fetch again with the script. Only a Redis without BLMOVE (before 6.2) takes
+        // kombu's way: block in BRPOP, then record the message as unacknowledged at once.
+        if doorbells.isSupported {
+            doorbells.wait(for: listKeys, timeout: timeout)
+            if doorbells.isSupported { return [] }
+        }
         consumer.readTimeout = timeout + 10
         let brpop = [Array("BRPOP".utf8)] + listKeys.map { Array($0.utf8) } + [Array(String(timeout).utf8)]
         guard case .array(let pair) = try consumer.command(brpop), pair.count == 2,
@@ -125,6 +143,9 @@ public final class RedisBroker: Broker, @unchecked Sendable {
                 [Array("MULTI".utf8)],
                 [Array("ZADD".utf8), unackedIndexKey, Array(String(CeleryTime.now()).utf8), tag],
                 [Array("HSET".utf8), unackedKey, tag, entry],
+                // The lease, and the index score, by Redis' clock as on the scripted path.
+                [Array("EVAL".utf8), Array(RedisScripts.renewLeases.utf8), Array("2".utf8), unackedIndexKey, leasesKey,
+                 Array(String(leaseTimeout).utf8), tag],
                 [Array("EXEC".utf8)],
             ])
             if case .error(let e) = replies.last! { logger.error("recording delivery \(delivery.tag) as unacknowledged failed: \(e)") }
@@ -147,6 +168,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
                 [Array("MULTI".utf8)],
                 [Array("ZREM".utf8), unackedIndexKey] + tags,
                 [Array("HDEL".utf8), unackedKey] + tags,
+                [Array("ZREM".utf8), leasesKey] + tags,
                 [Array("EXEC".utf8)],
             ])
             if case .error(let e) = replies.last! { throw RedisError(description: "ack failed: \(e)", connectionLost: false) }
@@ -161,7 +183,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
             if d.tag.isEmpty {
                 plain.append([Array("RPUSH".utf8), Array(d.source.utf8), payload])
             } else {
-                calls.append((keys: [unackedKey, unackedIndexKey, Array(d.source.utf8)], args: [Array(d.tag.utf8), payload]))
+                calls.append((keys: [unackedKey, unackedIndexKey, Array(d.source.utf8), leasesKey], args: [Array(d.tag.utf8), payload]))
             }
         }
         try controlLock.withLock {
@@ -185,6 +207,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     }
 
     public func close() {
+        doorbells.close()
         controlLock.withLock { control.disconnect() }
     }
 

@@ -4,19 +4,25 @@ enum RedisScripts {
     /// `unacked_index` exactly as kombu does, in the same atomic step, so a host that dies after
     /// the pop loses nothing (kombu's BRPOP-then-HSET window, kombu#305, does not exist here).
     ///
-    /// KEYS: unacked, unacked_index, list keys... ARGV: total, queue count Q, Q queue limits,
-    /// then for each list key the 1-based index of its queue. Returns [key, message, ...].
+    /// Each recorded delivery also gets fnhost's lease (`fnhost.leases`, score = now + lease
+    /// seconds) in the same step, so a host that dies at any point after the pop leaves a lease
+    /// that expires.
+    ///
+    /// KEYS: unacked, unacked_index, fnhost.leases, list keys... ARGV: total, queue count Q, Q
+    /// queue limits, then for each list key the 1-based index of its queue, then the lease in
+    /// seconds. Returns [key, message, ...].
     /// A message without a readable delivery tag is returned without bookkeeping.
     static let fetch = """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
         local total = tonumber(ARGV[1])
         local nq = tonumber(ARGV[2])
+        local lease = now + tonumber(ARGV[#ARGV])
         local taken = {}
         local out = {}
         local count = 0
-        for i = 3, #KEYS do
-          local q = tonumber(ARGV[2 + nq + (i - 2)])
+        for i = 4, #KEYS do
+          local q = tonumber(ARGV[2 + nq + (i - 3)])
           local limit = tonumber(ARGV[2 + q])
           while count < total and (taken[q] or 0) < limit do
             local m = redis.call('RPOP', KEYS[i])
@@ -29,6 +35,7 @@ enum RedisScripts {
               local rk = type(di.routing_key) == 'string' and di.routing_key or ''
               redis.call('ZADD', KEYS[2], now, p.delivery_tag)
               redis.call('HSET', KEYS[1], p.delivery_tag, '[' .. m .. ',' .. cjson.encode(ex) .. ',' .. cjson.encode(rk) .. ']')
+              redis.call('ZADD', KEYS[3], lease, p.delivery_tag)
             end
             out[#out + 1] = KEYS[i]
             out[#out + 1] = m
@@ -40,14 +47,57 @@ enum RedisScripts {
         """
 
     /// Gives one delivery back to the consuming end of its list, unless it was already
-    /// acknowledged or restored (then `unacked` no longer holds it).
-    /// KEYS: unacked, unacked_index, list key. ARGV: delivery tag, envelope.
+    /// acknowledged or restored (then `unacked` no longer holds it), and drops its lease.
+    /// KEYS: unacked, unacked_index, list key, fnhost.leases. ARGV: delivery tag, envelope.
     static let requeue = """
         if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
           redis.call('ZREM', KEYS[2], ARGV[1])
+          redis.call('ZREM', KEYS[4], ARGV[1])
           redis.call('RPUSH', KEYS[3], ARGV[2])
           return 1
         end
+        return 0
+        """
+
+    /// Renews the leases of the deliveries a live host holds: lease = now + seconds, and the
+    /// `unacked_index` score = now (only where the entry still exists), so neither fnhost's lease
+    /// sweep nor any visibility-timeout sweep (fnhost's or a Python worker's) restores them.
+    /// KEYS: unacked_index, fnhost.leases. ARGV: lease seconds, tags...
+    static let renewLeases = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+        local lease = now + tonumber(ARGV[1])
+        for i = 2, #ARGV do
+          if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+            redis.call('ZADD', KEYS[1], now, ARGV[i])
+            redis.call('ZADD', KEYS[2], lease, ARGV[i])
+          end
+        end
+        return #ARGV - 1
+        """
+
+    /// Restores one delivery whose lease expired (by Redis' clock, checked here, so a lease
+    /// renewed since it was read is left alone) and that is still unacknowledged; drops a lease
+    /// whose delivery is gone. KEYS: unacked, unacked_index, fnhost.leases, list key.
+    /// ARGV: delivery tag, envelope. Returns 1 when restored.
+    static let restoreExpiredLease = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+        local score = redis.call('ZSCORE', KEYS[3], ARGV[1])
+        if not score or tonumber(score) > now then return 0 end
+        redis.call('ZREM', KEYS[3], ARGV[1])
+        if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+          redis.call('ZREM', KEYS[2], ARGV[1])
+          redis.call('RPUSH', KEYS[4], ARGV[2])
+          return 1
+        end
+        return 0
+        """
+
+    /// Drops the lease of a delivery no longer in `unacked` (acknowledged, or restored by
+    /// another sweep). KEYS: unacked, fnhost.leases. ARGV: delivery tag.
+    static let dropStaleLease = """
+        if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return redis.call('ZREM', KEYS[2], ARGV[1]) end
         return 0
         """
 
@@ -72,8 +122,8 @@ enum RedisScripts {
 
     /// Parks one delivery somewhere durable and acknowledges it, atomically: with a score, into
     /// a sorted set (the delayed store, score = ETA); without, at the end of a list (the
-    /// dead-letter queue). KEYS: unacked, unacked_index, target. ARGV: delivery tag (may be
-    /// empty), member, [score].
+    /// dead-letter queue). KEYS: unacked, unacked_index, target, [fnhost.leases]. ARGV:
+    /// delivery tag (may be empty), member, [score].
     static let parkAndAck = """
         if ARGV[3] then
           redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
@@ -83,6 +133,7 @@ enum RedisScripts {
         if ARGV[1] ~= '' then
           redis.call('HDEL', KEYS[1], ARGV[1])
           redis.call('ZREM', KEYS[2], ARGV[1])
+          if KEYS[4] then redis.call('ZREM', KEYS[4], ARGV[1]) end
         end
         return 1
         """

@@ -2,6 +2,7 @@
 default, early ack on request, warm shutdown on SIGTERM, and what a SIGKILL leaves behind."""
 
 import json
+import os
 import signal
 import time
 
@@ -60,11 +61,12 @@ def test_running_delivery_sits_in_unacked_with_its_envelope_exchange_and_routing
 def test_sigterm_finishes_running_task_requeues_the_waiting_one_and_exits_zero(
     serve, make_functions, celery_app, redis_dbs
 ):
-    host = serve(make_functions(), "-c", "1")
+    host = serve(make_functions(), "-c", "1", "-l", "debug")
     warm_up(celery_app)
-    first, second = slow(celery_app, 2), slow(celery_app, 2)
-    wait_until(lambda: first.id in unacked_task_ids(redis_dbs.broker), 10, "the first delivery")
-    time.sleep(1.0)  # let the worker process start it; not a timing assertion
+    first, second = slow(celery_app, 4), slow(celery_app, 2)
+    # SIGTERM only once the first task has started in its worker process (its own log line), so
+    # a loaded machine cannot let it finish and start the second one before the signal lands.
+    host.wait_for_log(r"math\.slow: sleeping 4\.000 s in pid")
 
     assert host.terminate() == 0, host.describe()
 
@@ -122,6 +124,26 @@ def test_sigkill_during_late_ack_task_leaves_a_restorable_delivery(serve, make_f
 
     serve(functions, "-c", "1")
     assert set(r.get(timeout=RESULT_TIMEOUT)) == {"pid", "start", "end"}
+
+
+def test_an_idle_host_never_takes_a_message_off_its_list_before_recording_it(serve, make_functions, celery_app, redis_dbs):
+    """kombu's idle path (BRPOP, then the bookkeeping) loses a message when the host dies, or its
+    connection is cut, between the two: Redis pops it for a host that never reads the reply.
+    fnhost waits without popping, so a frozen (then killed) idle host leaves the message queued."""
+    functions = make_functions()
+    host = serve(functions, "-c", "1")
+    assert celery_app.send_task("math.add", args=[1, 1], queue="math.add").get(timeout=RESULT_TIMEOUT) == 2
+    time.sleep(1.5)  # let it go idle, waiting on its empty queues (not a timing assertion)
+    os.kill(host.pid, signal.SIGSTOP)
+    try:
+        r = celery_app.send_task("math.add", args=[20, 22], queue="math.add")
+        time.sleep(1)  # what a blocking pop would do, Redis does without the frozen host
+        assert queued_task_ids(redis_dbs.broker, "math.add") == [r.id], "the message left its list"
+        assert ack_bookkeeping_is_empty(redis_dbs.broker)
+    finally:
+        host.kill()
+    serve(functions, "-c", "1")
+    assert r.get(timeout=RESULT_TIMEOUT) == 42
 
 
 def test_sigkill_during_early_ack_task_leaves_nothing_in_unacked(serve, make_functions, celery_app, redis_dbs):

@@ -113,6 +113,7 @@ struct Serve: ParsableCommand {
             taskOverrides: file.tasks,
             gracePeriod: gracePeriod,
             visibilityTimeout: file.visibilityTimeout ?? 3600,
+            leaseTimeout: file.leaseTimeout ?? 30,
             recycle: RecyclePolicy(maxTasksPerChild: maxTasks, maxMemoryPerChild: maxMemory),
             idle: IdlePolicy(idleTimeout: idleTimeout, minProcesses: min(scale?.min ?? 0, c)),
             pool: poolKind,

@@ -37,6 +37,8 @@ struct ConfigFile {
     var deduplicateSuccessfulTasks = true
     /// kombu's `visibility_timeout` (seconds), from `broker_transport_options`.
     var visibilityTimeout: Double?
+    /// fnhost's Redis delivery lease (seconds), `broker_transport_options.fnhost_lease_timeout`.
+    var leaseTimeout: Double?
     /// Tasks a worker process runs before it is replaced (0: no limit).
     var maxTasksPerChild: Int?
     /// Kilobytes of resident memory after which a worker process is replaced (0: no limit).
@@ -118,12 +120,12 @@ struct ConfigFile {
             case "broker_transport_options":
                 guard case .object(let options) = value else { throw fail(key, "must be a mapping") }
                 for (name, option) in options.entries {
-                    guard name == "visibility_timeout" else {
+                    guard name == "visibility_timeout" || name == "fnhost_lease_timeout" else {
                         config.ignored.append("broker_transport_options.\(name)")
                         continue
                     }
-                    guard let seconds = option.doubleValue, seconds > 0 else { throw fail("broker_transport_options.visibility_timeout", "must be a positive number of seconds") }
-                    config.visibilityTimeout = seconds
+                    guard let seconds = option.doubleValue, seconds > 0 else { throw fail("broker_transport_options.\(name)", "must be a positive number of seconds") }
+                    if name == "visibility_timeout" { config.visibilityTimeout = seconds } else { config.leaseTimeout = seconds }
                 }
             case "broker_heartbeat":
                 guard let n = value.intValue, n >= 0, n <= 65535 else { throw fail(key, "must be 0 (off) or a number of seconds") }

@@ -16,7 +16,7 @@ import Glibc
 ///
 /// Warm shutdown (first SIGTERM or SIGINT): stop fetching; give every delivery not yet started
 /// back to its queue; let running tasks finish and settle, for up to the grace period.
-/// Cold shutdown (a second signal, or the grace period over): running tasks are abandoned and
+/// Cold shutdown (a second signal, SIGQUIT, or the grace period over): running tasks are abandoned and
 /// their deliveries given back to the queue (with `acks_late`, the default) to run again
 /// elsewhere: at-least-once, never lost. Either way worker processes are told to exit (their
 /// plugins' `fnhost_plugin_fini` runs) and the process exits 0.
@@ -36,6 +36,9 @@ final class HostRuntime: @unchecked Sendable {
         /// kombu's `visibility_timeout`: deliveries unacknowledged for longer, and not held by
         /// this host, are put back in their queues (a host that died leaves them there).
         var visibilityTimeout: Double
+        /// fnhost's Redis delivery lease (`fnhost_lease_timeout`): renewed every third of it while
+        /// a delivery is held; once expired, a host serving the delivery's queue restores it.
+        var leaseTimeout: Double
         /// `--max-tasks-per-child`, `--max-memory-per-child`: when a worker process is replaced.
         var recycle: RecyclePolicy
         /// `--idle-timeout`, `--autoscale`'s MIN: when idle worker processes are shut down.
@@ -63,6 +66,9 @@ final class HostRuntime: @unchecked Sendable {
     let logger: Logger
     private let signals = ConditionLock()
     private var signalCount = 0
+    /// Set once the runtime has settled everything: the lease thread stops renewing.
+    private let leases = ConditionLock()
+    private var leasesStopped = false
     /// Kept for the life of the runtime: a released source stops delivering signals.
     private var signalSources: [DispatchSourceSignal] = []
     /// What SIGHUP does (reload the plugins), once set.
@@ -77,7 +83,8 @@ final class HostRuntime: @unchecked Sendable {
         signal(SIGPIPE, SIG_IGN)
         let transports = try Transports.make(brokerURL: settings.brokerURL, backendURL: settings.backendURL,
                                              resultExpires: settings.resultExpires, amqp: settings.amqp,
-                                             brokerTLS: settings.brokerTLS, backendTLS: settings.backendTLS, logger: logger)
+                                             brokerTLS: settings.brokerTLS, backendTLS: settings.backendTLS,
+                                             leaseTimeout: settings.leaseTimeout, logger: logger)
         signalSources = installSignalHandlers()
 
         let executable = WorkerProcess.currentExecutable()
@@ -146,6 +153,7 @@ final class HostRuntime: @unchecked Sendable {
                                       declareQueue: { try broker.declare(queues: [$0]) }, shutdown: { [self] in requestShutdown() })
         if let redis = transports.redisBroker {
             startRestoreSweeps(broker: redis, dispatcher: dispatcher)
+            startLeases(broker: redis, dispatcher: dispatcher)
             startDelayedMover(broker: redis)
         }
         let functions = registry.sorted.map(\.name)
@@ -178,6 +186,10 @@ final class HostRuntime: @unchecked Sendable {
         executor.shutdown(timeout: idle ? 10 : 2)
         if !outcomes.flush(timeout: 30) { logger.error("some outcomes could not be written before exit; their deliveries stay unacknowledged") }
         outcomes.stop()
+        leases.withLock {
+            leasesStopped = true
+            leases.broadcast()
+        }
         observability.stop()
         broker.close()
         backend.close()
@@ -200,6 +212,33 @@ final class HostRuntime: @unchecked Sendable {
                     logger.error("visibility-timeout restore failed: \(error)")
                 }
             } while !waitForSignal(timeout: interval)
+        }
+    }
+
+    /// Renews the leases of every delivery this host holds, and restores the deliveries of its
+    /// queues whose lease expired (their host died), every third of the lease (0.5 to 10 s).
+    /// Renewal goes on through warm and cold shutdown, until the runtime ends, so no running
+    /// task's delivery is restored under it.
+    private func startLeases(broker: RedisBroker, dispatcher: Dispatcher) {
+        let interval = min(10, max(0.5, settings.leaseTimeout / 3))
+        let logger = self.logger
+        startThread(name: "fnhost-leases") { [self] in
+            while true {
+                do {
+                    try broker.renewLeases(dispatcher.heldTags())
+                    // The queues served now: a hot reload may have added or removed some.
+                    let restored = try broker.restoreExpiredLeases(queues: Set(dispatcher.queues), holding: dispatcher.heldTags())
+                    if restored > 0 { logger.warning("restored \(restored) deliveries whose lease expired (their host is gone) to their queues") }
+                } catch {
+                    logger.error("renewing or sweeping delivery leases failed: \(error)")
+                }
+                let until = monotonicNow() + interval
+                let stop = leases.withLock {
+                    while !leasesStopped, leases.wait(until: until) {}
+                    return leasesStopped
+                }
+                if stop { return }
+            }
         }
     }
 
@@ -226,11 +265,13 @@ final class HostRuntime: @unchecked Sendable {
         let hangupSource = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
         hangupSource.setEventHandler { [self] in signals.withLock { hangup }?() }
         hangupSource.resume()
-        return [hangupSource] + [SIGTERM, SIGINT].map { sig in
+        // SIGQUIT is Celery's cold shutdown: it counts as two shutdown signals at once.
+        signal(SIGQUIT, SIG_IGN)
+        return [hangupSource] + [SIGTERM, SIGINT, SIGQUIT].map { sig in
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
             source.setEventHandler { [self] in
                 signals.withLock {
-                    signalCount += 1
+                    signalCount += sig == SIGQUIT ? 2 : 1
                     signals.broadcast()
                 }
             }

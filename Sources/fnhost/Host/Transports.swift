@@ -29,7 +29,7 @@ struct Transports {
     let backendDescription: String
 
     static func make(brokerURL: String, backendURL: String, resultExpires: Int, amqp: AMQPSettings, brokerTLS: TLSOptions? = nil,
-                     backendTLS: TLSOptions? = nil, logger: Logger) throws -> Transports {
+                     backendTLS: TLSOptions? = nil, leaseTimeout: Double = 30, logger: Logger) throws -> Transports {
         if AMQPURL.isAMQP(brokerURL) {
             var url: AMQPURL
             do { url = try AMQPURL(brokerURL) } catch { throw FnHostError(error.description) }
@@ -57,7 +57,7 @@ struct Transports {
         if backendURL.hasPrefix("rpc://") {
             throw FnHostError("the rpc:// result backend needs an amqp:// broker in this version; use a redis:// result backend with a Redis broker")
         }
-        let broker = RedisBroker(url: url, logger: logger)
+        let broker = RedisBroker(url: url, logger: logger, leaseTimeout: leaseTimeout)
         let backend = try redisBackend(backendURL, tls: backendTLS, resultExpires: resultExpires)
         return Transports(broker: broker, backend: backend, redisBroker: broker, amqpBroker: nil,
                           monitoring: RedisMonitoringTransport(url: url), inspection: RedisInspection(url: url),
