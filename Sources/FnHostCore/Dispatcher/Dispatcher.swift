@@ -56,6 +56,9 @@ public final class Dispatcher: @unchecked Sendable {
     let executor: any TaskExecutor
     let outcomes: OutcomeHandler
     let canvas: Canvas?
+    /// Message signing (`task_serializer: auth`): when set, only messages signed by a
+    /// certificate of the store run; every other message goes to the dead-letter queue.
+    let signing: (any MessageSigning)?
     let logger: Logger
     let clock: @Sendable () -> Double
     let lock = ConditionLock()
@@ -91,8 +94,9 @@ public final class Dispatcher: @unchecked Sendable {
 
     public init(registry: TaskRegistry, configuration: Configuration, executor: any TaskExecutor,
                 outcomes: OutcomeHandler, logger: Logger, clock: @escaping @Sendable () -> Double = CeleryTime.now,
-                canvas: Canvas? = nil) {
+                canvas: Canvas? = nil, signing: (any MessageSigning)? = nil) {
         self.canvas = canvas
+        self.signing = signing
         self.registry = registry
         self.configuration = configuration
         self.executor = executor
@@ -312,7 +316,10 @@ public final class Dispatcher: @unchecked Sendable {
             return .settle(Settlement(delivery: delivery, results: [.exception(problem.exception, taskId: id, traceback: traceback)],
                                       disposition: .deadLetter(reason: "\(problem.exception.type): \(problem.reason)")), refused)
         case .success(let m):
-            message = m
+            switch authenticated(m, delivery) {
+            case .success(let opened): message = opened
+            case .failure(let refusal): return refusal.decision
+            }
         }
         guard var function = registry[message.task] else {
             logger.error("received unregistered task \(message.task)[\(message.id)] on queue \(delivery.queue): storing NotRegistered", metadata: .task(message.task, message.id))
@@ -351,6 +358,32 @@ public final class Dispatcher: @unchecked Sendable {
             return .schedule(request, eta: eta)
         }
         return .run(request)
+    }
+
+    /// With signing required, the message with its signature verified and its body opened;
+    /// anything else (unsigned, undecodable, unknown or expired signer, bad signature) is
+    /// refused to the dead-letter queue, never run and with no result stored: an unverified
+    /// message's headers cannot be trusted to name a task id to write to, and the Python
+    /// worker stores nothing for it either. Without signing, messages pass unchanged (a signed
+    /// one is then refused by `contentProblem`, which says what to configure).
+    private func authenticated(_ message: TaskMessage, _ delivery: Delivery) -> Result<TaskMessage, RefusedMessage> {
+        guard let signing else { return .success(message) }
+        let reason: String
+        if message.isSigned {
+            do { return .success(try signing.opened(message)) } catch {
+                reason = "SecurityError: \(error.reason)"
+            }
+        } else {
+            reason = "SecurityError: unsigned message refused: this host accepts only messages signed with Celery's auth serializer (task_serializer: auth); content type \(message.contentType.prefix(64))"
+        }
+        logger.error("message \(message.id) (task \(message.task), unverified) from queue \(delivery.queue) refused to the dead-letter queue: \(reason)",
+                     metadata: .task(message.task, message.id))
+        return .failure(RefusedMessage(decision: .settle(Settlement(delivery: delivery, disposition: .deadLetter(reason: reason)),
+                                                         .refused(queue: delivery.queue, taskId: message.id, taskName: message.task))))
+    }
+
+    private struct RefusedMessage: Error {
+        let decision: Decision
     }
 
     /// The settlement of a request revoked before it ran (expired, or its id revoked), or

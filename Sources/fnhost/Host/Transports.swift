@@ -28,7 +28,8 @@ struct Transports {
     let brokerDescription: String
     let backendDescription: String
 
-    static func make(brokerURL: String, backendURL: String, resultExpires: Int, amqp: AMQPSettings, logger: Logger) throws -> Transports {
+    static func make(brokerURL: String, backendURL: String, resultExpires: Int, amqp: AMQPSettings, logger: Logger,
+                     resultSigning: (any MessageSigning)? = nil) throws -> Transports {
         if AMQPURL.isAMQP(brokerURL) {
             var url: AMQPURL
             do { url = try AMQPURL(brokerURL) } catch { throw FnHostError(error.description) }
@@ -36,7 +37,7 @@ struct Transports {
             url.heartbeat = heartbeat
             let broker = AMQPBroker(settings: .init(url: url, tls: amqp.tls, heartbeat: heartbeat, topology: amqp.topology), logger: logger)
             if backendURL.hasPrefix("rpc://") {
-                return Transports(broker: broker, backend: RPCResultBackend(publisher: broker.publisher, persistent: amqp.resultPersistent),
+                return Transports(broker: broker, backend: RPCResultBackend(publisher: broker.publisher, persistent: amqp.resultPersistent, signing: resultSigning),
                                   redisBroker: nil, amqpBroker: broker,
                                   monitoring: AMQPMonitoringTransport(url: url, tls: amqp.tls, heartbeat: heartbeat),
                                   inspection: AMQPInspection(broker: broker), brokerDescription: url.description, backendDescription: "rpc://")
@@ -44,7 +45,7 @@ struct Transports {
             if AMQPURL.isAMQP(backendURL) {
                 throw FnHostError("result backend \(AMQPURL.mask(backendURL)): an amqp:// URL is not a result backend; use rpc:// (replies over this broker) or redis://")
             }
-            let backend = try redisBackend(backendURL, resultExpires: resultExpires)
+            let backend = try redisBackend(backendURL, resultExpires: resultExpires, signing: resultSigning)
             return Transports(broker: broker, backend: backend, redisBroker: nil, amqpBroker: broker,
                               monitoring: AMQPMonitoringTransport(url: url, tls: amqp.tls, heartbeat: heartbeat),
                               inspection: AMQPInspection(broker: broker), brokerDescription: url.description, backendDescription: backend.description)
@@ -57,14 +58,14 @@ struct Transports {
             throw FnHostError("the rpc:// result backend needs an amqp:// broker in this version; use a redis:// result backend with a Redis broker")
         }
         let broker = RedisBroker(url: url, logger: logger)
-        let backend = try redisBackend(backendURL, resultExpires: resultExpires)
+        let backend = try redisBackend(backendURL, resultExpires: resultExpires, signing: resultSigning)
         return Transports(broker: broker, backend: backend, redisBroker: broker, amqpBroker: nil,
                           monitoring: RedisMonitoringTransport(url: url), inspection: RedisInspection(url: url),
                           brokerDescription: url.description, backendDescription: backend.description)
     }
 
-    private static func redisBackend(_ text: String, resultExpires: Int) throws -> RedisResultBackend {
-        do { return RedisResultBackend(url: try RedisURL(text), resultExpires: resultExpires) } catch {
+    private static func redisBackend(_ text: String, resultExpires: Int, signing: (any MessageSigning)?) throws -> RedisResultBackend {
+        do { return RedisResultBackend(url: try RedisURL(text), resultExpires: resultExpires, signing: signing) } catch {
             throw FnHostError("result backend: \(error.description) (fnhost takes redis:// and rpc:// result backends)")
         }
     }
