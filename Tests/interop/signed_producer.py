@@ -8,7 +8,9 @@ test process.
                                 "chain": false,
                                 "tamper": false, "wait": true}'
 
-prints a JSON list, one entry per task: {"id", "result"} or {"id", "error", "message"}.
+prints a JSON list, one entry per task: {"id", "result"} or {"id", "error", "message"}; with
+`"inspect": ["ping", "conf"]` (and no tasks), one entry {"<method>": <replies by node>} instead,
+asked through the app's (signed) remote control.
 `tamper` swaps the signed body's args after signing (a man in the middle); `chain` sends the
 tasks as one chain instead.
 """
@@ -37,6 +39,11 @@ def main():
             return base64.b64encode(raw.replace(b"[[2, 3]", b"[[2, 4]")).decode()
 
         registry._encoders["auth"] = codec._replace(encoder=tampered)
+    if spec.get("inspect"):
+        inspect = app.control.inspect(timeout=spec.get("inspect_timeout", 5))
+        print(json.dumps([{method: getattr(inspect, method)() for method in spec["inspect"]}]))
+        app.close()
+        return
     if spec.get("chain"):
         steps = [app.signature(name, args=args, queue=name) for name, args, *_ in spec["tasks"]]
         sent = [chain(*steps).apply_async()]

@@ -209,12 +209,27 @@ def test_a_stored_signed_success_is_never_overwritten(serve, make_functions, tra
     assert redis_dbs.backend.get(f"celery-task-meta-{first['id']}") == stored
 
 
+@pytest.mark.all_brokers(["redis", "amqp+rpc"])
+def test_remote_control_answers_signed_requests_only(serve, make_functions, transport, celery_app, pki, tmp_path):
+    host = serve(make_functions(), "-c", "2", "--config", signing_config(tmp_path, pki))
+    # An app with setup_security() sends signed pidbox requests and accepts only signed replies.
+    (asked,) = produce(transport, pki, [], inspect=["ping"])
+    assert list((asked["ping"] or {}).values()) == [{"ok": "pong"}], asked
+    # Unsigned requests are refused, never run: not even shutdown.
+    assert celery_app.control.inspect(timeout=2).ping() is None
+    celery_app.control.broadcast("shutdown")
+    host.wait_for_log("remote control: an unsigned request was refused")
+    assert_serves_on(transport, pki)
+    assert host.proc.poll() is None
+
+
 def test_the_signing_key_and_its_password_never_show(serve, make_functions, transport, redis_dbs, celery_app, pki, tmp_path, fnhost_cli):
     secret_lines = [line for line in pki["fnhost"].key.read_text().splitlines() if not line.startswith("-----")]
     port = _free_port()
     host = serve(make_functions(), "-c", "2", "-E", "--metrics-port", port, "--config", signing_config(tmp_path, pki))
     assert produce(transport, pki, [["math.add", [2, 3]]])[0].get("result") == 5
-    conf = celery_app.control.inspect(timeout=5).conf() or {}
+    (asked,) = produce(transport, pki, [], inspect=["conf"])
+    conf = asked["conf"] or {}
     (reply,) = conf.values()
     assert reply["task_serializer"] == "auth" and reply["accept_content"] == ["auth"] and reply["result_serializer"] == "auth"
     assert reply["security_key"] == "********" and reply["security_key_password"] == "********"

@@ -114,7 +114,9 @@ final class HostRuntime: @unchecked Sendable {
             let limits = dispatcher.prefetchLimits
             amqp.setPrefetch(perQueue: limits.perQueue, total: limits.total)
         }
-        let observability = HostObservability(settings: settings.observability, transport: transports.monitoring,
+        var observabilitySettings = settings.observability
+        observabilitySettings.signing = signing
+        let observability = HostObservability(settings: observabilitySettings, transport: transports.monitoring,
                                               inspection: transports.inspection, logger: logger)
         observability.attach(dispatcher: dispatcher, executor: executor, registry: registry)
         do { try observability.startServer(dispatcher: dispatcher, executor: executor, registry: registry) } catch {
