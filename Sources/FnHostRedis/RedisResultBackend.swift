@@ -59,14 +59,19 @@ public final class RedisResultBackend: ResultBackend, @unchecked Sendable {
 
     /// The stored form of `meta`: JSON, or signed JSON with `result_serializer: auth`.
     func document(_ meta: ResultMeta) throws -> [UInt8] {
-        guard let signing else { return meta.encoded() }
-        return try signing.sign(meta.encoded(), contentType: "application/json", contentEncoding: "utf-8")
+        try document(meta.encoded())
     }
 
-    /// A stored document as JSON: a signed one is verified and opened (one that fails
-    /// verification reads as nothing).
+    /// `json` as stored: as it is, or signed with `result_serializer: auth`.
+    func document(_ json: [UInt8]) throws -> [UInt8] {
+        guard let signing else { return json }
+        return try signing.sign(json, contentType: "application/json", contentEncoding: "utf-8")
+    }
+
+    /// A stored value as JSON: JSON as it is (base64 never starts with `{` or `[`), a signed
+    /// one verified and opened (one that fails verification reads as nothing).
     func opened(_ stored: [UInt8]) -> [UInt8] {
-        guard let signing, stored.first != UInt8(ascii: "{") else { return stored }
+        guard let signing, let first = stored.first, first != UInt8(ascii: "{"), first != UInt8(ascii: "[") else { return stored }
         return (try? signing.verify(stored).body) ?? []
     }
 

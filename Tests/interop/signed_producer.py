@@ -12,14 +12,14 @@ prints a JSON list, one entry per task: {"id", "result"} or {"id", "error", "mes
 `"inspect": ["ping", "conf"]` (and no tasks), one entry {"<method>": <replies by node>} instead,
 asked through the app's (signed) remote control.
 `tamper` swaps the signed body's args after signing (a man in the middle); `chain` sends the
-tasks as one chain instead.
+tasks as one chain instead, `chord` as a chord whose body is the last one.
 """
 
 import base64
 import json
 import sys
 
-from celery import Celery, chain
+from celery import Celery, chain, chord
 from kombu.serialization import registry
 
 
@@ -44,9 +44,11 @@ def main():
         print(json.dumps([{method: getattr(inspect, method)() for method in spec["inspect"]}]))
         app.close()
         return
+    steps = [app.signature(name, args=args, queue=name) for name, args, *_ in spec["tasks"]]
     if spec.get("chain"):
-        steps = [app.signature(name, args=args, queue=name) for name, args, *_ in spec["tasks"]]
         sent = [chain(*steps).apply_async()]
+    elif spec.get("chord"):
+        sent = [chord(steps[:-1])(steps[-1])]
     else:
         sent = [app.send_task(name, args=args, queue=name, task_id=rest[0] if rest else None) for name, args, *rest in spec["tasks"]]
     out = []

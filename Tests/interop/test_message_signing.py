@@ -143,6 +143,14 @@ def test_signed_tasks_run_and_their_signed_results_verify_in_the_producer(serve,
         assert fields[2] == b"application/json" and json.loads(fields[4])["status"] == "SUCCESS"
 
 
+def test_a_signed_chord_runs_its_body_once_with_every_part(serve, make_functions, transport, pki, tmp_path):
+    host = serve(make_functions(), "-c", "2", "--config", signing_config(tmp_path, pki))
+    header = [["math.add", [i, i]] for i in range(4)]
+    (body,) = produce(transport, pki, [*header, ["math.xsum", []]], chord=True)
+    assert body.get("result") == 12, body
+    assert "refused to the dead-letter queue" not in host.log
+
+
 @pytest.mark.all_brokers
 def test_an_unsigned_message_is_refused_to_the_dead_letter_queue(serve, make_functions, transport, redis_dbs, celery_app, pki, tmp_path):
     host = serve(make_functions(), "-c", "2", "--config", signing_config(tmp_path, pki))
