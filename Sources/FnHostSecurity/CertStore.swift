@@ -43,9 +43,23 @@ public struct CertStore: Sendable {
     /// The certificate `id` names; Celery's `Unknown certificate` otherwise.
     public subscript(id: String) -> Certificate {
         get throws(SecurityError) {
-            guard let certificate = certificates[id] else { throw SecurityError("Unknown certificate: '\(id.prefix(200))'") }
+            guard let certificate = certificates[id] else { throw SecurityError("Unknown certificate: '\(Self.printable(id))'") }
             return certificate
         }
+    }
+
+    /// An id a message claims, fit for a log line and a dead-letter reason: at most 200
+    /// characters, control characters and quotes escaped (it is the sender's text).
+    static func printable(_ id: String) -> String {
+        var out = ""
+        for scalar in id.unicodeScalars.prefix(200) {
+            switch scalar.value {
+            case 0..<0x20, 0x7F: out += "\\x" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+            case 0x27, 0x5C: out += "\\" + String(scalar)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     static func read(_ path: String) -> [UInt8]? {

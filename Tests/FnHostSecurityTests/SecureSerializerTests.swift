@@ -52,6 +52,14 @@ import Testing
         #expect(reason { _ = try serializer().verify(payload.encoded()) } == "Unknown certificate: 'Someone Else 1'")
     }
 
+    @Test func anUnknownSignerIsQuotedSafelyForLogs() throws {
+        var payload = try SecurePayload.decode(try capturedMessage().body)
+        payload.signer = "x'\nERROR forged line\\" + String(repeating: "y", count: 500)
+        let why = try #require(reason { _ = try serializer().verify(payload.encoded()) })
+        #expect(!why.contains("\n") && why.hasPrefix(#"Unknown certificate: 'x\'\x0aERROR forged line\\"#))
+        #expect(why.count < 260)
+    }
+
     @Test func whatTheHostSignsVerifiesAndOpensToTheSameBody() throws {
         let s = try serializer()
         let body = Array(#"{"status": "SUCCESS", "result": 5}"#.utf8)

@@ -370,7 +370,11 @@ public final class Dispatcher: @unchecked Sendable {
         guard let signing else { return .success(message) }
         let reason: String
         if message.isSigned {
-            do { return .success(try signing.opened(message)) } catch {
+            do throws(SecurityError) {
+                let opened = try signing.opened(message)
+                guard !opened.isSigned else { throw SecurityError("a signed body inside a signed body") }
+                return .success(opened)
+            } catch {
                 reason = "SecurityError: \(error.reason)"
             }
         } else {
