@@ -257,6 +257,20 @@ def test_the_signing_key_and_its_password_never_show(serve, make_functions, tran
         assert not any(line in text for line in secret_lines)
 
 
+@pytest.mark.parametrize("settings, expected", [
+    ("security_key: /nonexistent/k.pem\n", "needs security_key, security_certificate and security_cert_store"),
+    ("task_serializer: pickle\n", "task_serializer: must be json or auth"),
+    ("security_key: {key}\nsecurity_certificate: {cert}\nsecurity_cert_store: /nonexistent/*.pem\n",
+     "no certificate matches /nonexistent/*.pem"),
+])
+def test_incomplete_or_wrong_signing_settings_stop_the_host_saying_why(make_functions, transport, pki, tmp_path, fnhost_cli,
+                                                                      settings, expected):
+    config = tmp_path / "fnhost.yml"
+    config.write_text(settings.format(key=pki["producer"].key, cert=pki["producer"].cert))
+    done = fnhost_cli("serve", "--functions", make_functions(), "--config", config, "--broker", transport.broker_url, timeout=30)
+    assert done.returncode != 0 and expected in done.stderr, done.stderr
+
+
 def _free_port() -> int:
     import socket
 
