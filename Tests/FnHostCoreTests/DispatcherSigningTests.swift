@@ -78,6 +78,19 @@ struct ReversingSigner: MessageSigning {
         #expect(host.broker.waitForResult("u-2", timeout: 10) != nil)
     }
 
+    @Test func anUndecodableMessageWithAnIdStoresNoResultWhenSigningIsOn() throws {
+        let host = try host { _ in .success(resultJSON: Array("5".utf8)) }
+        host.start()
+        defer { host.stop() }
+        var message = try taskMessage(id: "bad-1", task: "math.add", args: [2, 3])
+        message.headers["retries"] = "many"  // a header of the wrong type: undecodable, id readable
+        host.broker.sendRaw(RedisEnvelope.encode(message, queue: "math.add", deliveryTag: "t-bad"), to: "math.add")
+        #expect(eventually { host.broker.deadLettered.count == 1 })
+        host.settle()
+        #expect(host.broker.deadLettered.first?.reason.hasPrefix("DecodeError") == true)
+        #expect(host.broker.result("bad-1") == nil)
+    }
+
     @Test func aRetryIsRepublishedSignedAndRunsAgain() throws {
         let seen = Seen()
         let host = try host { request in

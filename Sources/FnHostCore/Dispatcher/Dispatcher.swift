@@ -307,9 +307,12 @@ public final class Dispatcher: @unchecked Sendable {
         switch delivery.message {
         case .failure(let problem):
             let refused = TaskEvent.refused(queue: delivery.queue, taskId: problem.taskId, taskName: problem.taskName)
-            guard let id = problem.taskId else {
+            // With signing on, an undecodable message was never verified: no result is written
+            // (and signed) for the id it claims.
+            guard let id = problem.taskId, signing == nil else {
                 logger.error("an unreadable message from queue \(delivery.queue) goes to the dead-letter queue: \(problem.reason)")
-                return .settle(Settlement(delivery: delivery, disposition: .deadLetter(reason: problem.reason)), refused)
+                let reason = problem.taskId == nil ? problem.reason : "\(problem.exception.type): \(problem.reason)"
+                return .settle(Settlement(delivery: delivery, disposition: .deadLetter(reason: reason)), refused)
             }
             logger.error("task \(problem.taskName ?? "?")[\(id)] from queue \(delivery.queue) cannot run: \(problem.reason)", metadata: .task(problem.taskName ?? "?", id))
             let traceback = Settlement.traceback(problem.exception, context: "message \(id) from queue \(delivery.queue) cannot be decoded")
