@@ -12,7 +12,8 @@ prints a JSON list, one entry per task: {"id", "result"} or {"id", "error", "mes
 `"inspect": ["ping", "conf"]` (and no tasks), one entry {"<method>": <replies by node>} instead,
 asked through the app's (signed) remote control.
 `tamper` swaps the signed body's args after signing (a man in the middle); `chain` sends the
-tasks as one chain instead, `chord` as a chord whose body is the last one.
+tasks as one chain instead, `chord` as a chord whose body is the last one (its entry also has
+the header's "parts" ids); `"get": [ids]` only waits for those results.
 """
 
 import base64
@@ -45,7 +46,9 @@ def main():
         app.close()
         return
     steps = [app.signature(name, args=args, queue=name) for name, args, *_ in spec["tasks"]]
-    if spec.get("chain"):
+    if spec.get("get"):
+        sent = [app.AsyncResult(task_id) for task_id in spec["get"]]
+    elif spec.get("chain"):
         sent = [chain(*steps).apply_async()]
     elif spec.get("chord"):
         sent = [chord(steps[:-1])(steps[-1])]
@@ -54,6 +57,8 @@ def main():
     out = []
     for result in sent:
         entry = {"id": result.id}
+        if spec.get("chord"):
+            entry["parts"] = [part.id for part in result.parent.results]
         if spec.get("wait", True):
             try:
                 entry["result"] = result.get(timeout=spec.get("timeout", 20))

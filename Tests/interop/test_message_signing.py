@@ -271,6 +271,82 @@ def test_incomplete_or_wrong_signing_settings_stop_the_host_saying_why(make_func
     assert done.returncode != 0 and expected in done.stderr, done.stderr
 
 
+SIGNED_PYTHON_WORKER = '''
+import os
+from celery import Celery
+
+app = Celery("pysigned", broker=os.environ["PYWORKER_BROKER"], backend=os.environ["PYWORKER_BACKEND"])
+app.conf.update(security_key=os.environ["PYWORKER_KEY"], security_certificate=os.environ["PYWORKER_CERT"],
+                security_cert_store=os.environ["PYWORKER_STORE"], security_digest="sha256",
+                task_serializer="auth", result_serializer="auth", accept_content=["auth"],
+                task_routes={name: {"queue": name} for name in ("math.xsum", "math.add", "math.mul")})
+app.setup_security()
+
+
+@app.task(name="py.add")
+def add(a, b):
+    return a + b
+'''
+
+
+@pytest.fixture
+def signed_python_worker(tmp_path, transport, pki):
+    """A real Celery 5.7 worker with setup_security() (the producer's key; it trusts the producer
+    and fnhost), serving `py.add`. Its log is pysigned.log in the test's directory. Stopped by
+    its PID."""
+    import os
+    import signal
+
+    procs = []
+
+    def start():
+        (tmp_path / "pysigned.py").write_text(SIGNED_PYTHON_WORKER)
+        env = clean_env({"PYTHONPATH": str(tmp_path), "PYWORKER_BROKER": transport.broker_url, "PYWORKER_BACKEND": transport.backend_url,
+                         "PYWORKER_KEY": str(pki["producer"].key), "PYWORKER_CERT": str(pki["producer"].cert),
+                         "PYWORKER_STORE": pki["producer_store"]})
+        celery = os.path.join(os.path.dirname(sys.executable), "celery")
+        procs.append(subprocess.Popen(
+            [celery, "-A", "pysigned", "worker", "-Q", "py.add", "-c", "1", "-P", "solo", "-n", "pysigned@interop",
+             "--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "info"],
+            cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "pysigned.log", "wb")))
+
+    yield start
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_signed_chain_crosses_from_fnhost_to_a_signing_python_worker_and_back(serve, make_functions, transport, pki, tmp_path,
+                                                                                  signed_python_worker):
+    # fnhost signs the py.add step it publishes; the Python worker verifies it with fnhost's
+    # certificate, signs its result and the math.mul step with its own key; fnhost verifies that.
+    serve(make_functions(), "-c", "2", "--config", signing_config(tmp_path, pki, 'task_routes:\n  "py.*": { queue: py.add }\n'))
+    signed_python_worker()
+    (last,) = produce(transport, pki, [["math.add", [1, 2]], ["py.add", [10]], ["math.mul", [2]]], chain=True, timeout=60)
+    assert last.get("result") == (1 + 2 + 10) * 2, (last, (tmp_path / "pysigned.log").read_text()[-3000:])
+
+
+def test_a_signed_chord_shared_with_a_signing_python_worker_is_joined_by_fnhost(serve, make_functions, transport, redis_dbs, pki,
+                                                                                tmp_path, signed_python_worker):
+    # The Python worker runs its parts first (their .j members signed with its key); fnhost runs
+    # the rest, verifies every member when it wins the join, and publishes the body signed.
+    header = [["math.add" if i % 2 == 0 else "py.add", [i, i]] for i in range(6)]
+    (sent,) = produce(transport, pki, [*header, ["math.xsum", []]], chord=True, wait=False)
+    python_parts = sent["parts"][1::2]
+    signed_python_worker()
+    wait_until(lambda: all(redis_dbs.backend.exists(f"celery-task-meta-{p}") for p in python_parts), 60,
+               "the Python worker's parts to finish first")
+    host = serve(make_functions(), "-c", "2", "--config", signing_config(tmp_path, pki))
+    (body,) = produce(transport, pki, [], get=[sent["id"]], timeout=60)
+    assert body.get("result") == sum(2 * i for i in range(6)), (body, host.log[-3000:])
+    assert "refused to the dead-letter queue" not in host.log
+
+
 def _free_port() -> int:
     import socket
 
