@@ -21,6 +21,15 @@ import Testing
         #expect(problem.reason.contains("security_key"))
     }
 
+    @Test func onlyApplicationDataIsSigned() throws {
+        #expect(try capturedMessage().isSigned)
+        var message = try capturedMessage()
+        message.contentType = " application/data ; charset=utf-8"
+        #expect(message.isSigned)
+        message.contentType = "application/json"
+        #expect(!message.isSigned)
+    }
+
     @Test func capturedPayloadDecodesToSignerSignatureAndInnerJSON() throws {
         let payload = try SecurePayload.decode(try capturedMessage().body)
         #expect(payload.signer == Self.signer)

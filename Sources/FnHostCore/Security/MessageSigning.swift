@@ -39,16 +39,3 @@ extension MessageSigning {
         return sealed
     }
 }
-
-extension TaskMessage {
-    /// Whether the body is Celery's `auth` serializer's (`application/data`).
-    public var isSigned: Bool {
-        (contentType.split(separator: ";").first.map { String($0).trimmingCharacters(in: " ") } ?? "") == SecurePayload.contentType
-    }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: Character) -> String {
-        String(self.drop(while: { $0 == set }).reversed().drop(while: { $0 == set }).reversed())
-    }
-}
