@@ -91,6 +91,16 @@ struct ReversingSigner: MessageSigning {
         #expect(host.broker.result("bad-1") == nil)
     }
 
+    @Test func anUnsignedRedeliveryOfASucceededIdIsDeadLetteredNotSkipped() throws {
+        let host = try host { _ in .success(resultJSON: Array("5".utf8)) }
+        host.start()
+        defer { host.stop() }
+        let message = try taskMessage(id: "d-1", task: "math.add", args: [2, 3])
+        host.dispatcher.received([delivery(of: message, queue: "math.add", tag: "t-d1")], alreadySucceeded: ["d-1"])
+        #expect(eventually { host.broker.deadLettered.count == 1 })
+        #expect(host.broker.deadLettered.first?.reason.hasPrefix("SecurityError: unsigned message refused") == true)
+    }
+
     @Test func aRetryIsRepublishedSignedAndRunsAgain() throws {
         let seen = Seen()
         let host = try host { request in
