@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from test_observability import Capture
+
 from helpers import RESULT_TIMEOUT, ack_bookkeeping_is_empty, clean_env, wait_until
 
 PRODUCER = Path(__file__).resolve().parent / "signed_producer.py"
@@ -235,14 +237,20 @@ def test_the_signing_key_and_its_password_never_show(serve, make_functions, tran
     secret_lines = [line for line in pki["fnhost"].key.read_text().splitlines() if not line.startswith("-----")]
     port = _free_port()
     host = serve(make_functions(), "-c", "2", "-E", "--metrics-port", port, "--config", signing_config(tmp_path, pki))
-    assert produce(transport, pki, [["math.add", [2, 3]]])[0].get("result") == 5
+    capture = Capture(celery_app, transport, redis_dbs)  # events stay JSON: a plain app reads them
+    (done,) = produce(transport, pki, [["math.add", [2, 3]]])
+    assert done.get("result") == 5
+    try:
+        capture.wait_for(lambda e: e["type"] == "task-succeeded" and e.get("uuid") == done["id"], "task-succeeded")
+    finally:
+        capture.stop()
     (asked,) = produce(transport, pki, [], inspect=["conf"])
     conf = asked["conf"] or {}
     (reply,) = conf.values()
     assert reply["task_serializer"] == "auth" and reply["accept_content"] == ["auth"] and reply["result_serializer"] == "auth"
     assert reply["security_key"] == "********" and reply["security_key_password"] == "********"
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    for text in (host.log, json.dumps(conf), metrics):
+    for text in (host.log, json.dumps(conf), metrics, json.dumps(capture.events, default=str)):
         assert KEY_PASSWORD not in text
         assert not any(line in text for line in secret_lines)
 
