@@ -63,6 +63,9 @@ let package = Package(
             dependencies: ["FnHostCore", "FnHostPlugins", "CeleryProtocol", "CFnHostSupport", .product(name: "Logging", package: "swift-log")]
         ),
 
+        // Message signing: Celery's auth serializer (certificates, keys, RSA-PSS) over OpenSSL.
+        .target(name: "FnHostSecurity", dependencies: ["FnHostCore", "CeleryProtocol", "COpenSSL"]),
+
         // Metric names, /metrics /healthz /readyz, Celery events, remote control (pidbox).
         .target(
             name: "FnHostObservability",
@@ -76,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "fnhost",
             dependencies: [
-                "FnHostCore", "FnHostRedis", "FnHostAMQP", "FnHostPool", "FnHostPlugins", "FnHostObservability", "CeleryProtocol",
+                "FnHostCore", "FnHostRedis", "FnHostAMQP", "FnHostPool", "FnHostPlugins", "FnHostObservability", "FnHostSecurity", "CeleryProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -105,6 +108,7 @@ let package = Package(
         .testTarget(name: "FnHostRedisTests", dependencies: ["FnHostRedis", "FnHostCore"]),
         .testTarget(name: "FnHostAMQPTests", dependencies: ["FnHostAMQP", "CeleryProtocol", "CRabbitMQ", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FnHostPoolTests", dependencies: ["FnHostPool", "FnHostCore"]),
+        .testTarget(name: "FnHostSecurityTests", dependencies: ["FnHostSecurity", "FnHostCore", "CeleryProtocol"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FnHostObservabilityTests", dependencies: ["FnHostObservability", "FnHostCore", "CeleryProtocol"]),
     ]
 )

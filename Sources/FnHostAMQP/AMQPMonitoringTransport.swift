@@ -42,7 +42,7 @@ public final class AMQPMonitoringTransport: MonitoringTransport, @unchecked Send
     }
 
     static func properties(_ message: MonitoringMessage) -> AMQPProperties {
-        AMQPProperties(contentType: "application/json", contentEncoding: "utf-8", headers: message.headers, deliveryMode: 1, priority: 0)
+        AMQPProperties(contentType: message.contentType, contentEncoding: "utf-8", headers: message.headers, deliveryMode: 1, priority: 0)
     }
 
     private func send(_ messages: [MonitoringMessage], exchange: String) throws {
@@ -54,7 +54,7 @@ public final class AMQPMonitoringTransport: MonitoringTransport, @unchecked Send
                 }
                 try declare(exchange, on: publisher)
                 for m in messages {
-                    try publisher.publish(exchange: exchange, routingKey: m.routingKey, properties: Self.properties(m), body: JSONWriter.bytes(m.body))
+                    try publisher.publish(exchange: exchange, routingKey: m.routingKey, properties: Self.properties(m), body: m.wireBody)
                 }
             } catch {
                 if (error as? AMQPError)?.connectionLost ?? true { publisher.close() }
@@ -91,7 +91,10 @@ public final class AMQPMonitoringTransport: MonitoringTransport, @unchecked Send
                 while true {
                     guard case .delivery(let incoming) = try subscriber.next(timeout: wait) else { break }
                     wait = 0
-                    if let body = try? JSONParser.parse(incoming.body) {
+                    if incoming.properties.contentType == SecurePayload.contentType {
+                        messages.append(MonitoringMessage(routingKey: incoming.routingKey, headers: incoming.properties.headers ?? [:],
+                                                          signedBody: incoming.body))
+                    } else if let body = try? JSONParser.parse(incoming.body) {
                         messages.append(MonitoringMessage(routingKey: incoming.routingKey, headers: incoming.properties.headers ?? [:], body: body))
                     }
                 }

@@ -41,7 +41,7 @@ public final class RedisMonitoringTransport: MonitoringTransport, @unchecked Sen
 
     /// kombu's envelope for a transient JSON message on `exchange`.
     public static func envelope(_ message: MonitoringMessage, exchange: String) -> [UInt8] {
-        let body = JSONWriter.bytes(message.body)
+        let body = message.wireBody
         let properties: JSONObject = [
             "delivery_mode": 1,
             "delivery_info": .object(["exchange": .string(exchange), "routing_key": .string(message.routingKey)]),
@@ -52,7 +52,7 @@ public final class RedisMonitoringTransport: MonitoringTransport, @unchecked Sen
         let document: JSONObject = [
             "body": .string(String(decoding: Base64.encode(body), as: UTF8.self)),
             "content-encoding": "utf-8",
-            "content-type": "application/json",
+            "content-type": .string(message.contentType),
             "headers": .object(message.headers),
             "properties": .object(properties),
         ]
@@ -71,9 +71,12 @@ public final class RedisMonitoringTransport: MonitoringTransport, @unchecked Sen
         } else {
             raw = Array(text.utf8)
         }
+        let routingKey = properties?["delivery_info"]?["routing_key"]?.stringValue ?? ""
+        if document["content-type"]?.stringValue == SecurePayload.contentType {
+            return MonitoringMessage(routingKey: routingKey, headers: document["headers"]?.objectValue ?? [:], signedBody: raw)
+        }
         guard let body = try? JSONParser.parse(raw) else { return nil }
-        return MonitoringMessage(routingKey: properties?["delivery_info"]?["routing_key"]?.stringValue ?? "",
-                                 headers: document["headers"]?.objectValue ?? [:], body: body)
+        return MonitoringMessage(routingKey: routingKey, headers: document["headers"]?.objectValue ?? [:], body: body)
     }
 
     public func publish(_ messages: [MonitoringMessage], toFanout exchange: String) throws {

@@ -36,7 +36,8 @@ extension RedisResultBackend: ChordBackend {
     public func chordPartReturned(_ part: ChordPart, claimToken: String) throws -> [ChordPartResult]? {
         let gid = part.groupId
         let keys = [".j", ".t", ".s", ".d", "", ".c"].map { Array(Self.groupKey(gid, $0).utf8) }
-        let member = JSONWriter.bytes(.array([1, .string(part.taskId), .string(part.state.rawValue), part.result]))
+        // Signed like every result with `result_serializer: auth`, as Celery encodes the member.
+        let member = try document(JSONWriter.bytes(.array([1, .string(part.taskId), .string(part.state.rawValue), part.result])))
         let score = part.groupIndex.map { String($0) } ?? "+inf"
         let groupExpires = resultExpires > 0 ? resultExpires : 0
         let args: [[UInt8]] = [
@@ -54,7 +55,7 @@ extension RedisResultBackend: ChordBackend {
                 throw RedisError(description: "reading the results of chord \(gid) failed", connectionLost: false)
             }
             return try members.map { member in
-                guard let bytes = member.bytes, case .array(let tuple)? = try? JSONParser.parse(bytes), tuple.count == 4,
+                guard let bytes = member.bytes, case .array(let tuple)? = try? JSONParser.parse(opened(bytes)), tuple.count == 4,
                       let id = tuple[1].stringValue, let state = tuple[2].stringValue else {
                     throw RedisError(description: "chord \(gid) holds a result that is not [1, id, state, result]", connectionLost: false)
                 }

@@ -5,6 +5,10 @@ import FnHostCore
 /// `celery-task-meta-<id>` with `result_expires` and published on the channel of the same name,
 /// where `AsyncResult.get()` is subscribed. A stored SUCCESS is never overwritten.
 ///
+/// With `signing` (`result_serializer: auth`), each document is stored as Celery's `auth`
+/// serializer stores it: signed with the host's key, so a producer that accepts only `auth`
+/// content verifies it; the SUCCESS guard reads signed documents too.
+///
 /// Threading: one connection behind a lock; called from the outcome handler's thread.
 public final class RedisResultBackend: ResultBackend, @unchecked Sendable {
     private let url: RedisURL
@@ -12,9 +16,12 @@ public final class RedisResultBackend: ResultBackend, @unchecked Sendable {
     private let lock = ConditionLock()
     /// `result_expires` in seconds; 0 keeps results forever.
     public let resultExpires: Int
+    /// `result_serializer: auth`: documents are signed (and read back verified).
+    public let signing: (any MessageSigning)?
 
-    public init(url: RedisURL, resultExpires: Int = 86_400) {
+    public init(url: RedisURL, resultExpires: Int = 86_400, signing: (any MessageSigning)? = nil) {
         self.url = url
+        self.signing = signing
         self.connection = RedisConnection(url: url)
         self.resultExpires = resultExpires
     }
@@ -27,8 +34,8 @@ public final class RedisResultBackend: ResultBackend, @unchecked Sendable {
     public func store(_ results: [ResultMeta]) throws {
         guard !results.isEmpty else { return }
         let expires = Array(String(resultExpires).utf8)
-        let calls = results.map { meta in
-            (keys: [Array(Self.key(taskId: meta.taskId).utf8)], args: [meta.encoded(), expires])
+        let calls = try results.map { meta in
+            (keys: [Array(Self.key(taskId: meta.taskId).utf8)], args: [try document(meta), expires])
         }
         try lock.withLock {
             for reply in try connection.pipelineScripts(RedisScripts.storeResult, calls: calls) {
@@ -43,11 +50,29 @@ public final class RedisResultBackend: ResultBackend, @unchecked Sendable {
         guard case .array(let values) = reply else { return [] }
         var done = Set<String>()
         for (id, value) in zip(taskIds, values) {
-            if let bytes = value.bytes, case .object(let meta)? = try? JSONParser.parse(bytes), meta["status"] == .string("SUCCESS") {
+            if let bytes = value.bytes, case .object(let meta)? = try? JSONParser.parse(opened(bytes)), meta["status"] == .string("SUCCESS") {
                 done.insert(id)
             }
         }
         return done
+    }
+
+    /// The stored form of `meta`: JSON, or signed JSON with `result_serializer: auth`.
+    func document(_ meta: ResultMeta) throws -> [UInt8] {
+        try document(meta.encoded())
+    }
+
+    /// `json` as stored: as it is, or signed with `result_serializer: auth`.
+    func document(_ json: [UInt8]) throws -> [UInt8] {
+        guard let signing else { return json }
+        return try signing.sign(json, contentType: "application/json", contentEncoding: "utf-8")
+    }
+
+    /// A stored value as JSON: JSON as it is (base64 never starts with `{` or `[`), a signed
+    /// one verified and opened (one that fails verification reads as nothing).
+    func opened(_ stored: [UInt8]) -> [UInt8] {
+        guard let signing, let first = stored.first, first != UInt8(ascii: "{"), first != UInt8(ascii: "[") else { return stored }
+        return (try? signing.verify(stored).body) ?? []
     }
 
     /// Runs `body` with the backend's connection, under its lock.

@@ -104,8 +104,38 @@ enum RedisScripts {
     /// Stores a result document unless a SUCCESS is already stored, then publishes it on the
     /// channel of the same name (Celery's GET guard + SETEX + PUBLISH, atomic).
     /// KEYS: celery-task-meta-<id>. ARGV: document, expiry seconds (0: no expiry).
+    /// A document signed by Celery's `auth` serializer (base64, not `{`) is looked into: the
+    /// first 4 KB are decoded (base64 in plain Lua) and the JSON after the fourth separator is
+    /// checked (a signature of up to 16384 bits fits).
     static let storeResult = """
         local cur = redis.call('GET', KEYS[1])
+        if cur and string.byte(cur, 1) ~= 123 then
+          local map = {}
+          local alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+          for i = 1, 64 do map[string.byte(alphabet, i)] = i - 1 end
+          local head = string.sub(cur, 1, 4096)
+          local out = {}
+          for i = 1, #head - 3, 4 do
+            local a, b = map[string.byte(head, i)], map[string.byte(head, i + 1)]
+            local c, d = map[string.byte(head, i + 2)], map[string.byte(head, i + 3)]
+            if not a or not b then break end
+            local v = a * 262144 + b * 4096 + (c or 0) * 64 + (d or 0)
+            out[#out + 1] = string.char(math.floor(v / 65536) % 256)
+            if not c then break end
+            out[#out + 1] = string.char(math.floor(v / 256) % 256)
+            if not d then break end
+            out[#out + 1] = string.char(v % 256)
+          end
+          local raw = table.concat(out)
+          local sep = string.char(0, 1)
+          local pos = 1
+          for _ = 1, 4 do
+            local at = string.find(raw, sep, pos, true)
+            if not at then pos = nil break end
+            pos = at + 2
+          end
+          cur = pos and string.sub(raw, pos, pos + 63) or nil
+        end
         if cur and string.find(string.sub(cur, 1, 64), '"status":%s*"SUCCESS"') then return 0 end
         local ttl = tonumber(ARGV[2])
         if ttl > 0 then redis.call('SETEX', KEYS[1], ttl, ARGV[1]) else redis.call('SET', KEYS[1], ARGV[1]) end

@@ -15,4 +15,8 @@ enum Fixture {
     static let retryMessage = "redis_retry_message.raw.json"
     static let resultSuccess = "redis_result_success.raw.json"
     static let resultFailure = "redis_result_failure.raw.json"
+    /// `math.add(2, 3)` sent with `task_serializer='auth'` (scripts/capture-signed-fixtures.py).
+    static let signedTaskEnvelope = "signed_task_message.raw.json"
+    /// The SUCCESS document a producer's backend stores with `result_serializer='auth'`.
+    static let signedResultSuccess = "signed_result_success.raw"
 }

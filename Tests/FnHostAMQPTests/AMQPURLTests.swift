@@ -63,8 +63,8 @@ import Testing
         withReply.replyTo = "capture.reply"
         let backend = RPCResultBackend(publisher: AMQPPublisher(url: AMQPURL(), tls: .init(), heartbeat: 0, topology: .init(),
                                                                logger: .init(label: "test")))
-        #expect(backend.reply(for: meta) == nil)
-        let reply = try #require(backend.reply(for: withReply))
+        #expect(try backend.reply(for: meta) == nil)
+        let reply = try #require(try backend.reply(for: withReply))
         #expect(reply.exchange == "" && reply.routingKey == "capture.reply")
         #expect(reply.properties == AMQPProperties(contentType: "application/json", contentEncoding: "utf-8", headers: [:], deliveryMode: 1,
                                                    priority: 0, correlationId: "7d8fde61-f3ac-4854-8810-8976857e2eff"))

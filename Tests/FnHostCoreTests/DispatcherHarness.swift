@@ -87,15 +87,15 @@ final class TestHost: @unchecked Sendable {
 
     /// `functions`: the options JSON of each registered function by name (queue = name unless set).
     init(functions: [String: String], concurrency: Int, prefetchMultiplier: Int = 4,
-         handlers: [String: InlineExecutor.Handler]) throws {
+         handlers: [String: InlineExecutor.Handler], signing: (any MessageSigning)? = nil) throws {
         var registry = TaskRegistry()
         let registered = try functions.map { RegisteredFunction(name: $0.key, kind: .task, options: try options($0.value), plugin: "libtest.so") }
         registry.add(plugin: "libtest.so", functions: registered)
         recorder = RecordingBroker(broker)
         executor = InlineExecutor(handlers)
-        outcomes = OutcomeHandler(broker: recorder, backend: broker, logger: quietLogger())
+        outcomes = OutcomeHandler(broker: recorder, backend: broker, logger: quietLogger(), signing: signing)
         dispatcher = Dispatcher(registry: registry, configuration: .init(concurrency: concurrency, prefetchMultiplier: prefetchMultiplier),
-                                executor: executor, outcomes: outcomes, logger: quietLogger())
+                                executor: executor, outcomes: outcomes, logger: quietLogger(), signing: signing)
         consumer = Consumer(broker: recorder, dispatcher: dispatcher, logger: quietLogger(), pollTimeout: 0.05)
     }
 

@@ -123,6 +123,12 @@ public struct TaskMessage: Sendable {
     /// Refuses content fnhost will not deserialize; `nil` when the body may be decoded.
     public func contentProblem() -> MessageDecodingError? {
         let type = contentType.split(separator: ";").first.map { $0.trimmingSpaces() } ?? ""
+        if isSigned {
+            return MessageDecodingError(
+                .contentDisallowed,
+                "Refusing a signed message (Celery's auth serializer, application/data): this host has no message signing configured; set security_key, security_certificate and security_cert_store in fnhost.yml to verify signed messages",
+                taskId: id, taskName: task)
+        }
         guard Self.acceptedContentTypes.contains(type) else {
             return MessageDecodingError(
                 .contentDisallowed,

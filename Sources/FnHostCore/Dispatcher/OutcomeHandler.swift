@@ -18,6 +18,9 @@ public final class OutcomeHandler: @unchecked Sendable {
     private let broker: any Broker
     private let backend: (any ResultBackend)?
     private let canvas: Canvas?
+    /// Message signing: every task message the handler publishes (retries, chain steps,
+    /// callbacks, errbacks, chord bodies) is signed with the host's key first.
+    private let signing: (any MessageSigning)?
     private let logger: Logger
     private let lock = ConditionLock()
     private var pending: [Settlement] = []
@@ -28,8 +31,11 @@ public final class OutcomeHandler: @unchecked Sendable {
     public let batchSize: Int
 
     /// `canvas` applies chord bodies when a batch completes a chord (needed only with canvas).
-    public init(broker: any Broker, backend: (any ResultBackend)?, logger: Logger, batchSize: Int = 256, canvas: Canvas? = nil) {
+    /// `signing` signs every task message published (see `MessageSigning`).
+    public init(broker: any Broker, backend: (any ResultBackend)?, logger: Logger, batchSize: Int = 256, canvas: Canvas? = nil,
+                signing: (any MessageSigning)? = nil) {
         self.broker = broker
+        self.signing = signing
         self.backend = backend
         self.canvas = canvas
         self.logger = logger
@@ -108,6 +114,12 @@ public final class OutcomeHandler: @unchecked Sendable {
         }
     }
 
+    /// Publishes a task message, signed first when signing is on.
+    private func publish(_ message: TaskMessage, toQueue queue: String) throws {
+        guard let signing else { return try broker.publish(message, toQueue: queue) }
+        try broker.publish(try signing.sealed(message), toQueue: queue)
+    }
+
     /// How far a batch got, so a retried batch never publishes a follow-up message twice.
     private struct Progress {
         var sizesSet = false
@@ -128,7 +140,7 @@ public final class OutcomeHandler: @unchecked Sendable {
         let messages = batch.flatMap(\.publish)
         while progress.published < messages.count {
             let (queue, message) = messages[progress.published]
-            try broker.publish(message, toQueue: queue)
+            try publish(message, toQueue: queue)
             progress.published += 1
         }
         let results = batch.flatMap(\.results)
@@ -138,7 +150,7 @@ public final class OutcomeHandler: @unchecked Sendable {
         let after = batch.flatMap(\.publishAfterStore)
         while progress.publishedAfterStore < after.count {
             let (queue, message) = after[progress.publishedAfterStore]
-            try broker.publish(message, toQueue: queue)
+            try publish(message, toQueue: queue)
             progress.publishedAfterStore += 1
         }
         let acks = batch.compactMap { $0.disposition == .ack ? $0.delivery : nil }
@@ -212,14 +224,14 @@ extension OutcomeHandler {
             progress.sizesSet = true
             while progress.published < next.publish.count {
                 let (queue, message) = next.publish[progress.published]
-                try broker.publish(message, toQueue: queue)
+                try publish(message, toQueue: queue)
                 progress.published += 1
             }
             if !progress.stored, !next.results.isEmpty { try chords.store(next.results) }
             progress.stored = true
             while progress.publishedAfterStore < next.publishAfterStore.count {
                 let (queue, message) = next.publishAfterStore[progress.publishedAfterStore]
-                try broker.publish(message, toQueue: queue)
+                try publish(message, toQueue: queue)
                 progress.publishedAfterStore += 1
             }
             try chords.chordFinished(groupId: part.groupId, claimToken: token, failed: next.chordFailed)

@@ -1,20 +1,35 @@
 import CeleryProtocol
 
 /// One message of Celery's monitoring traffic: an event, a remote-control request or reply.
-/// Always JSON (`event_serializer`, the pidbox's serializer), delivery mode 1 (transient).
+/// JSON (`event_serializer`, the pidbox's serializer), delivery mode 1 (transient); or, for a
+/// remote-control request or reply of an app with message signing (its pidbox serializer is
+/// `task_serializer`, `auth`), a signed `application/data` body held in `signedBody`.
 public struct MonitoringMessage: Sendable {
     /// The routing key (`task.succeeded`, `worker.heartbeat`, a reply's ticket owner...).
     public var routingKey: String
     /// Message headers (`{"hostname": ...}` on events, `{"ticket", "clock"}` on replies).
     public var headers: JSONObject
-    /// The JSON body.
+    /// The JSON body (`.null` when the body is signed).
     public var body: JSON
+    /// A signed body (Celery's `auth` serializer, `application/data`), sent and received as is.
+    public var signedBody: [UInt8]?
 
     public init(routingKey: String, headers: JSONObject, body: JSON) {
         self.routingKey = routingKey
         self.headers = headers
         self.body = body
     }
+
+    /// A message whose body is signed (`application/data`).
+    public init(routingKey: String, headers: JSONObject, signedBody: [UInt8]) {
+        self.init(routingKey: routingKey, headers: headers, body: .null)
+        self.signedBody = signedBody
+    }
+
+    /// The content type on the wire.
+    public var contentType: String { signedBody == nil ? "application/json" : SecurePayload.contentType }
+    /// The body bytes on the wire.
+    public var wireBody: [UInt8] { signedBody ?? JSONWriter.bytes(body) }
 }
 
 /// The broker side of Celery events and remote control (celery-protocol.md §7, §8): publish to

@@ -42,12 +42,18 @@ public final class RemoteControl: @unchecked Sendable {
         public var resizePool: @Sendable (Int) -> Void
         /// Starts a warm shutdown (`shutdown`).
         public var shutdown: @Sendable () -> Void
+        /// Message signing: when set, only requests signed by a certificate of the store are
+        /// run (a Python worker with `accept_content=['auth']` refuses the others too), and
+        /// replies are signed, as an app with `setup_security()` expects.
+        public var signing: (any MessageSigning)?
 
         public init(hostname: String, dispatcher: Dispatcher, registry: TaskRegistry, events: EventDispatcher,
                     inspection: (any BrokerInspection)?, poolImplementation: String, maxTasksPerChild: Int?,
                     configuration: JSONObject, workerPids: @escaping @Sendable () -> [Int32],
                     workerPid: @escaping @Sendable (String) -> Int32?, declareQueue: @escaping @Sendable (String) throws -> Void,
-                    resizePool: @escaping @Sendable (Int) -> Void, shutdown: @escaping @Sendable () -> Void) {
+                    resizePool: @escaping @Sendable (Int) -> Void, shutdown: @escaping @Sendable () -> Void,
+                    signing: (any MessageSigning)? = nil) {
+            self.signing = signing
             self.hostname = hostname
             self.dispatcher = dispatcher
             self.registry = registry
@@ -137,10 +143,31 @@ public final class RemoteControl: @unchecked Sendable {
         return true
     }
 
+    /// The request's JSON body: with signing, only a signed request that verifies (any other is
+    /// logged and dropped, never run); without, only a JSON one.
+    func opened(_ message: MonitoringMessage) -> JSON? {
+        guard let signing = context.signing else {
+            if message.signedBody != nil { logger.warning("remote control: a signed request was ignored: message signing is not configured") }
+            return message.signedBody == nil ? message.body : nil
+        }
+        guard let signed = message.signedBody else {
+            logger.warning("remote control: an unsigned request was refused (message signing is on; task_serializer: auth)")
+            return nil
+        }
+        do {
+            let payload = try signing.verify(signed)
+            guard payload.innerContentType == "application/json" else { throw SecurityError("content type \(payload.innerContentType.prefix(40)) is not JSON") }
+            return try JSONParser.parse(payload.body)
+        } catch {
+            logger.warning("remote control: a request was refused: SecurityError: \(error)")
+            return nil
+        }
+    }
+
     /// Runs one request and sends its reply, if one is wanted.
     func handle(_ message: MonitoringMessage) {
+        guard let body = opened(message) else { return }
         if let theirs = message.headers["clock"]?.intValue { clock.adjust(theirs) }
-        let body = message.body
         guard let method = body["method"]?.stringValue, isForMe(body) else { return }
         let arguments = body["arguments"]?.objectValue ?? [:]
         logger.debug("remote control: \(method)")
@@ -156,8 +183,12 @@ public final class RemoteControl: @unchecked Sendable {
         var headers: JSONObject = ["clock": .int(clock.forward())]
         if let ticket = body["ticket"] { headers["ticket"] = ticket }
         headers = ["ticket": headers["ticket"] ?? .null, "clock": headers["clock"]!]
-        let out = MonitoringMessage(routingKey: routingKey, headers: headers, body: .object([context.hostname: reply]))
+        var out = MonitoringMessage(routingKey: routingKey, headers: headers, body: .object([context.hostname: reply]))
         do {
+            if let signing = context.signing {
+                out = MonitoringMessage(routingKey: routingKey, headers: headers,
+                                        signedBody: try signing.sign(out.wireBody, contentType: "application/json", contentEncoding: "utf-8"))
+            }
             try transport.reply(out, throughDirect: exchange.isEmpty ? Self.replyExchange : exchange)
         } catch {
             logger.warning("remote control: replying to \(method) failed: \(error)")

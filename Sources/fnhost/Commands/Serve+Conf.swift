@@ -1,12 +1,13 @@
 import CeleryProtocol
 import FnHostCore
+import FnHostSecurity
 
 extension Serve {
     /// What the `conf` remote-control command answers: the host's settings under Celery's
     /// names, with every password masked (a secret never reaches a reply).
     static func celeryConf(broker: String, backend: String, concurrency: Int, prefetch: Int, maxTasks: Int?, maxMemory: Int?,
-                           pool: String, queues: [String], events: Bool) -> JSONObject {
-        [
+                           pool: String, queues: [String], events: Bool, security: SecuritySettings? = nil, signResults: Bool = false) -> JSONObject {
+        var conf: JSONObject = [
             "broker_url": .string(ConnectionURL.mask(broker)),
             "result_backend": .string(ConnectionURL.mask(backend)),
             "worker_concurrency": .int(Int64(concurrency)),
@@ -21,5 +22,18 @@ extension Serve {
             "result_serializer": "json",
             "accept_content": ["json"],
         ]
+        if let security {
+            // As Celery's `conf` reply does for every *KEY*/*PASS* setting: masked. The key
+            // file's path is masked too; its contents are never read outside FnHostSecurity.
+            conf["task_serializer"] = "auth"
+            conf["accept_content"] = ["auth"]
+            conf["result_serializer"] = .string(signResults ? "auth" : "json")
+            conf["security_key"] = "********"
+            if security.keyPassword != nil { conf["security_key_password"] = "********" }
+            conf["security_certificate"] = .string(security.certificate)
+            conf["security_cert_store"] = .string(security.certStore)
+            conf["security_digest"] = .string(security.digest)
+        }
+        return conf
     }
 }

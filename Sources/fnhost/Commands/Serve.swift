@@ -2,6 +2,7 @@ import ArgumentParser
 import FnHostCore
 import FnHostObservability
 import FnHostPool
+import FnHostSecurity
 
 #if canImport(Glibc)
 import Glibc
@@ -80,6 +81,8 @@ struct Serve: ParsableCommand {
         if let user {
             do { try PrivilegeDrop.drop(to: user) } catch { throw ValidationError(error.description) }
         }
+        let security: (settings: SecuritySettings, signResults: Bool)?
+        do { security = try file.security.resolved() } catch { throw FnHostError(error.description) }
         let brokerURL = file.brokerURL(flag: broker)
         let backendURL = backend ?? ConfigFile.environment(["FNHOST_RESULT_BACKEND", "CELERY_RESULT_BACKEND"]) ?? file.resultBackend ?? brokerURL
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
@@ -124,12 +127,15 @@ struct Serve: ParsableCommand {
             backendTLS: file.redisBackendUseSSL,
             allowUntrustedPlugins: plugins.allowUntrustedPlugins,
             taskRoutes: file.taskRoutes,
+            security: security?.settings,
+            signResults: security?.signResults ?? false,
             observability: .init(
                 hostname: nodename, metricsPort: metricsPort, metricsHost: metricsHost, taskEvents: taskEvents || (file.sendTaskEvents ?? false),
                 heartbeatInterval: heartbeatInterval, health: HealthPolicy(stallTimeout: livenessTimeout),
                 poolImplementation: "fnhost:\(poolKind.rawValue)", maxTasksPerChild: maxTasks,
                 configuration: Self.celeryConf(broker: brokerURL, backend: backendURL, concurrency: c, prefetch: prefetchMultiplier ?? file.prefetchMultiplier ?? 4,
-                                               maxTasks: maxTasks, maxMemory: maxMemory, pool: poolKind.rawValue, queues: extra, events: taskEvents || (file.sendTaskEvents ?? false))))
+                                               maxTasks: maxTasks, maxMemory: maxMemory, pool: poolKind.rawValue, queues: extra, events: taskEvents || (file.sendTaskEvents ?? false),
+                                               security: security?.settings, signResults: security?.signResults ?? false)))
         let logger = LogSetup.bootstrap(try plugins.logLevel, format: try LogFormat(parsing: logFormat))
         for key in file.ignored { logger.warning("config: \(key) is not supported yet and is ignored") }
         if geteuid() == 0 { logger.warning("running as root: plugins run as root too; start with --user NAME to drop privileges") }

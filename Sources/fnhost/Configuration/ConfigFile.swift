@@ -55,6 +55,9 @@ struct ConfigFile {
     var taskRoutes: [(pattern: String, queue: String)] = []
     /// `worker_send_task_events` (`-E`): send task events from the start.
     var sendTaskEvents: Bool?
+    /// Message signing: `security_key`, `security_key_password`, `security_certificate`,
+    /// `security_cert_store`, `security_digest`, `task_serializer`, `result_serializer`.
+    var security = SecurityConfig()
     /// Settings recognized but not implemented yet in this version (warned about, ignored).
     var ignored: [String] = []
 
@@ -156,6 +159,11 @@ struct ConfigFile {
             case "worker_send_task_events":
                 guard let b = value.boolValue else { throw fail(key, "must be true or false") }
                 config.sendTaskEvents = b
+            case "security_key", "security_key_password", "security_certificate", "security_cert_store", "security_digest",
+                 "task_serializer", "result_serializer":
+                // The password's value never reaches an error message.
+                guard let s = value.stringValue, !s.isEmpty else { throw fail(key, key == "security_key_password" ? "must be a non-empty string" : "must be a non-empty string (\(JSONWriter.string(value).prefix(40)))") }
+                try config.security.set(key, s, fail: fail)
             case "tasks":
                 guard case .object(let tasks) = value else { throw fail(key, "must map task names to their options") }
                 for (name, options) in tasks.entries {

@@ -20,6 +20,8 @@ final class HostObservability: @unchecked Sendable {
         var poolImplementation: String
         var maxTasksPerChild: Int?
         var configuration: JSONObject
+        /// Message signing: remote-control requests must be signed, replies are signed.
+        var signing: (any MessageSigning)? = nil
     }
 
     let metrics = MetricsRegistry()
@@ -120,7 +122,8 @@ final class HostObservability: @unchecked Sendable {
             poolImplementation: settings.poolImplementation, maxTasksPerChild: settings.maxTasksPerChild,
             configuration: settings.configuration,
             workerPids: { executor.workerPids }, workerPid: { executor.workerPid(ofTask: $0) },
-            declareQueue: declareQueue, resizePool: { executor.setMaxProcesses($0) }, shutdown: shutdown)
+            declareQueue: declareQueue, resizePool: { executor.setMaxProcesses($0) }, shutdown: shutdown,
+            signing: settings.signing)
         let control = RemoteControl(transport: transport, context: context, clock: clock, logger: logger)
         control.start()
         self.control = control

@@ -5,6 +5,7 @@ import FnHostCore
 import FnHostPlugins
 import FnHostPool
 import FnHostRedis
+import FnHostSecurity
 import Logging
 
 #if canImport(Glibc)
@@ -58,11 +59,15 @@ final class HostRuntime: @unchecked Sendable {
         /// `task_routes`: where follow-up messages (chain steps, callbacks, chord bodies) of
         /// tasks this host does not serve go, before the default queue `celery`.
         var taskRoutes: [(pattern: String, queue: String)] = []
+        /// Message signing (`security_*`): verify every message, sign what is published.
+        var security: SecuritySettings?
+        /// `result_serializer: auth`: sign the results too.
+        var signResults = false
         /// Metrics, health, events and remote control (see HostObservability).
         var observability: HostObservability.Settings
     }
 
-    private let settings: Settings
+    let settings: Settings
     let logger: Logger
     private let signals = ConditionLock()
     private var signalCount = 0
@@ -81,10 +86,12 @@ final class HostRuntime: @unchecked Sendable {
 
     func run() throws -> Int32 {
         signal(SIGPIPE, SIG_IGN)
+        let signing = try loadSigning()
         let transports = try Transports.make(brokerURL: settings.brokerURL, backendURL: settings.backendURL,
                                              resultExpires: settings.resultExpires, amqp: settings.amqp,
                                              brokerTLS: settings.brokerTLS, backendTLS: settings.backendTLS,
-                                             leaseTimeout: settings.leaseTimeout, logger: logger)
+                                             leaseTimeout: settings.leaseTimeout, logger: logger,
+                                             resultSigning: settings.signResults ? signing : nil)
         signalSources = installSignalHandlers()
 
         let executable = WorkerProcess.currentExecutable()
@@ -106,19 +113,21 @@ final class HostRuntime: @unchecked Sendable {
         let backend = transports.backend
         let canvas = Canvas(router: TaskRouter(registry: registry, routes: settings.taskRoutes), origin: settings.hostname,
                             supportsChords: backend is any ChordBackend)
-        let outcomes = OutcomeHandler(broker: broker, backend: backend, logger: logger, canvas: canvas)
+        let outcomes = OutcomeHandler(broker: broker, backend: backend, logger: logger, canvas: canvas, signing: signing)
         outcomes.start()
         let dispatcher = Dispatcher(
             registry: registry,
             configuration: .init(concurrency: settings.concurrency, prefetchMultiplier: settings.prefetchMultiplier,
                                  sharedQueues: settings.sharedQueues),
-            executor: executor, outcomes: outcomes, logger: logger, canvas: canvas)
+            executor: executor, outcomes: outcomes, logger: logger, canvas: canvas, signing: signing)
 
         if let amqp = transports.amqpBroker {
             let limits = dispatcher.prefetchLimits
             amqp.setPrefetch(perQueue: limits.perQueue, total: limits.total)
         }
-        let observability = HostObservability(settings: settings.observability, transport: transports.monitoring,
+        var observabilitySettings = settings.observability
+        observabilitySettings.signing = signing
+        let observability = HostObservability(settings: observabilitySettings, transport: transports.monitoring,
                                               inspection: transports.inspection, logger: logger)
         observability.attach(dispatcher: dispatcher, executor: executor, registry: registry)
         do { try observability.startServer(dispatcher: dispatcher, executor: executor, registry: registry) } catch {

@@ -29,7 +29,8 @@ struct Transports {
     let backendDescription: String
 
     static func make(brokerURL: String, backendURL: String, resultExpires: Int, amqp: AMQPSettings, brokerTLS: TLSOptions? = nil,
-                     backendTLS: TLSOptions? = nil, leaseTimeout: Double = 30, logger: Logger) throws -> Transports {
+                     backendTLS: TLSOptions? = nil, leaseTimeout: Double = 30, logger: Logger,
+                     resultSigning: (any MessageSigning)? = nil) throws -> Transports {
         if AMQPURL.isAMQP(brokerURL) {
             var url: AMQPURL
             do { url = try AMQPURL(brokerURL) } catch { throw FnHostError(error.description) }
@@ -37,7 +38,7 @@ struct Transports {
             url.heartbeat = heartbeat
             let broker = AMQPBroker(settings: .init(url: url, tls: amqp.tls, heartbeat: heartbeat, topology: amqp.topology), logger: logger)
             if backendURL.hasPrefix("rpc://") {
-                return Transports(broker: broker, backend: RPCResultBackend(publisher: broker.publisher, persistent: amqp.resultPersistent),
+                return Transports(broker: broker, backend: RPCResultBackend(publisher: broker.publisher, persistent: amqp.resultPersistent, signing: resultSigning),
                                   redisBroker: nil, amqpBroker: broker,
                                   monitoring: AMQPMonitoringTransport(url: url, tls: amqp.tls, heartbeat: heartbeat),
                                   inspection: AMQPInspection(broker: broker), brokerDescription: url.description, backendDescription: "rpc://")
@@ -45,7 +46,7 @@ struct Transports {
             if AMQPURL.isAMQP(backendURL) {
                 throw FnHostError("result backend \(ConnectionURL.mask(backendURL)): an amqp:// URL is not a result backend; use rpc:// (replies over this broker) or redis://")
             }
-            let backend = try redisBackend(backendURL, tls: backendTLS, resultExpires: resultExpires)
+            let backend = try redisBackend(backendURL, tls: backendTLS, resultExpires: resultExpires, signing: resultSigning)
             return Transports(broker: broker, backend: backend, redisBroker: nil, amqpBroker: broker,
                               monitoring: AMQPMonitoringTransport(url: url, tls: amqp.tls, heartbeat: heartbeat),
                               inspection: AMQPInspection(broker: broker), brokerDescription: url.description, backendDescription: backend.description)
@@ -58,14 +59,14 @@ struct Transports {
             throw FnHostError("the rpc:// result backend needs an amqp:// broker in this version; use a redis:// result backend with a Redis broker")
         }
         let broker = RedisBroker(url: url, logger: logger, leaseTimeout: leaseTimeout)
-        let backend = try redisBackend(backendURL, tls: backendTLS, resultExpires: resultExpires)
+        let backend = try redisBackend(backendURL, tls: backendTLS, resultExpires: resultExpires, signing: resultSigning)
         return Transports(broker: broker, backend: backend, redisBroker: broker, amqpBroker: nil,
                           monitoring: RedisMonitoringTransport(url: url), inspection: RedisInspection(url: url),
                           brokerDescription: url.description, backendDescription: backend.description)
     }
 
-    private static func redisBackend(_ text: String, tls: TLSOptions?, resultExpires: Int) throws -> RedisResultBackend {
-        do { return RedisResultBackend(url: try RedisURL(text, tls: tls), resultExpires: resultExpires) } catch {
+    private static func redisBackend(_ text: String, tls: TLSOptions?, resultExpires: Int, signing: (any MessageSigning)?) throws -> RedisResultBackend {
+        do { return RedisResultBackend(url: try RedisURL(text, tls: tls), resultExpires: resultExpires, signing: signing) } catch {
             throw FnHostError("result backend: \(error.description) (fnhost takes redis://, rediss:// and rpc:// result backends)")
         }
     }
