@@ -150,9 +150,17 @@ public struct JSONParser {
         /// of its first occurrence).
         static func lastValueWins(_ entries: [(key: String, value: JSON)]) -> [(key: String, value: JSON)] {
             guard entries.count > 1 else { return entries }
-            var seen = Set<String>()
             var duplicated = false
-            for entry in entries where !seen.insert(entry.key).inserted { duplicated = true; break }
+            if entries.count <= 16 {
+                // Envelopes and headers are small objects: comparing keys pairwise costs less
+                // than hashing every one of them (this runs for every object of every message).
+                search: for i in 1..<entries.count {
+                    for j in 0..<i where entries[j].key == entries[i].key { duplicated = true; break search }
+                }
+            } else {
+                var seen = Set<String>()
+                for entry in entries where !seen.insert(entry.key).inserted { duplicated = true; break }
+            }
             guard duplicated else { return entries }
             var last: [String: JSON] = [:]
             for entry in entries { last[entry.key] = entry.value }

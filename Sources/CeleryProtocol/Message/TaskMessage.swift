@@ -122,7 +122,9 @@ public struct TaskMessage: Sendable {
 
     /// Refuses content fnhost will not deserialize; `nil` when the body may be decoded.
     public func contentProblem() -> MessageDecodingError? {
-        let type = contentType.split(separator: ";").first.map { $0.trimmingSpaces() } ?? ""
+        // The common case first, without building a string (this runs for every message).
+        let type = contentType == "application/json" ? contentType
+            : contentType.split(separator: ";").first.map { String($0.trimmingSpaces()) } ?? ""
         if isSigned {
             return MessageDecodingError(
                 .contentDisallowed,
@@ -145,7 +147,10 @@ public struct TaskMessage: Sendable {
 }
 
 extension Substring {
-    func trimmingSpaces() -> String {
-        String(self.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+    func trimmingSpaces() -> Substring {
+        var s = self
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return s
     }
 }
