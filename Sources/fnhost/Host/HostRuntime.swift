@@ -52,6 +52,8 @@ final class HostRuntime: @unchecked Sendable {
         /// `task_routes`: where follow-up messages (chain steps, callbacks, chord bodies) of
         /// tasks this host does not serve go, before the default queue `celery`.
         var taskRoutes: [(pattern: String, queue: String)] = []
+        /// `worker_max_message_size` (`--max-message-size`): larger messages are dead-lettered unread.
+        var limits = MessageLimits()
         /// Metrics, health, events and remote control (see HostObservability).
         var observability: HostObservability.Settings
     }
@@ -73,7 +75,7 @@ final class HostRuntime: @unchecked Sendable {
     func run() throws -> Int32 {
         signal(SIGPIPE, SIG_IGN)
         let transports = try Transports.make(brokerURL: settings.brokerURL, backendURL: settings.backendURL,
-                                             resultExpires: settings.resultExpires, amqp: settings.amqp, logger: logger)
+                                             resultExpires: settings.resultExpires, amqp: settings.amqp, limits: settings.limits, logger: logger)
         signalSources = installSignalHandlers()
 
         let executable = WorkerProcess.currentExecutable()

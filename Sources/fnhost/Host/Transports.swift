@@ -28,13 +28,14 @@ struct Transports {
     let brokerDescription: String
     let backendDescription: String
 
-    static func make(brokerURL: String, backendURL: String, resultExpires: Int, amqp: AMQPSettings, logger: Logger) throws -> Transports {
+    static func make(brokerURL: String, backendURL: String, resultExpires: Int, amqp: AMQPSettings, limits: MessageLimits = MessageLimits(),
+                     logger: Logger) throws -> Transports {
         if AMQPURL.isAMQP(brokerURL) {
             var url: AMQPURL
             do { url = try AMQPURL(brokerURL) } catch { throw FnHostError(error.description) }
             let heartbeat = url.heartbeat ?? amqp.heartbeat
             url.heartbeat = heartbeat
-            let broker = AMQPBroker(settings: .init(url: url, tls: amqp.tls, heartbeat: heartbeat, topology: amqp.topology), logger: logger)
+            let broker = AMQPBroker(settings: .init(url: url, tls: amqp.tls, heartbeat: heartbeat, topology: amqp.topology, limits: limits), logger: logger)
             if backendURL.hasPrefix("rpc://") {
                 return Transports(broker: broker, backend: RPCResultBackend(publisher: broker.publisher, persistent: amqp.resultPersistent),
                                   redisBroker: nil, amqpBroker: broker,
@@ -56,7 +57,7 @@ struct Transports {
         if backendURL.hasPrefix("rpc://") {
             throw FnHostError("the rpc:// result backend needs an amqp:// broker in this version; use a redis:// result backend with a Redis broker")
         }
-        let broker = RedisBroker(url: url, logger: logger)
+        let broker = RedisBroker(url: url, limits: limits, logger: logger)
         let backend = try redisBackend(backendURL, resultExpires: resultExpires)
         return Transports(broker: broker, backend: backend, redisBroker: broker, amqpBroker: nil,
                           monitoring: RedisMonitoringTransport(url: url), inspection: RedisInspection(url: url),
