@@ -306,3 +306,96 @@ def test_max_message_size_is_configurable(serve, make_functions, celery_app, red
     assert "more than worker_max_message_size (4096 bytes)" in found[0]["reason"] and stored_message(found[0]) == raw
     good_task_still_succeeds(celery_app, redis_dbs.broker)
     assert host.proc.poll() is None
+
+
+# -- RabbitMQ: where the transport differs (headers are an AMQP table, the body is raw bytes and
+# its size is known before anything is read). Published raw with py-amqp, as kombu would.
+
+AMQP_ONLY = pytest.mark.all_brokers(["amqp+redis"])
+AMQP_MAX = 1 * MiB
+
+
+def amqp_headers(task_id: str, **changes) -> dict:
+    """The headers table Celery 5.7 sends for math.add(2, 3) (see amqp_task_message.json)."""
+    headers = {
+        "lang": "py", "task": "math.add", "id": task_id, "shadow": None, "eta": None, "expires": None,
+        "group": None, "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": task_id,
+        "parent_id": None, "argsrepr": "(2, 3)", "kwargsrepr": "{}", "origin": "interop@test", "ignore_result": False,
+    }
+    for key, value in changes.items():
+        if value is DELETE:
+            del headers[key]
+        else:
+            headers[key] = value
+    return headers
+
+
+GOOD_BODY = b"[[2, 3], {}" + EMBED.encode() + b"]"
+
+AMQP_CATALOGUE = [
+    pytest.param(dict(headers=None), DeadLetter("no headers table"), id="no-headers-table"),
+    pytest.param(dict(headers={"id": 42}), DeadLetter("no task id"), id="id-int"),
+    pytest.param(dict(headers={"retries": "3"}), Failure(DecodeError, "'retries'", DECODE), id="retries-string"),
+    pytest.param(dict(headers={"timelimit": [1e308, None]}), Failure(DecodeError, "'timelimit'", DECODE), id="timelimit-1e308"),
+    pytest.param(dict(headers={"eta": "99999-01-01T00:00:00"}), Failure(DecodeError, "'eta'", DECODE), id="eta-year-99999"),
+    pytest.param(dict(content_type="application/x-python-serialize", content_encoding="binary", body=PICKLE_BODY),
+                 Failure(ContentDisallowed, "untrusted content", "ContentDisallowed"), id="pickle"),
+    pytest.param(dict(content_encoding="rot13"), Failure(DecodeError, "content-encoding", DECODE), id="content-encoding-unknown"),
+    pytest.param(dict(body=b'[["\xff\xfe"], {}' + EMBED.encode() + b"]"), Failure(DecodeError, "UTF-8", DECODE), id="body-invalid-utf8"),
+    pytest.param(dict(body=nested(DEEP).encode()), Failure(DecodeError, "nesting deeper than", DECODE), id="body-nested-100000-deep"),
+    pytest.param(dict(body=b"[[2, 3]]"), Failure(DecodeError, "array of 1 elements", DECODE), id="body-one-element"),
+    pytest.param(dict(body=b'[["' + b"x" * (2 * AMQP_MAX) + b'"], {}' + EMBED.encode() + b"]"),
+                 Failure(DecodeError, "worker_max_message_size", DECODE), id="body-over-max-message-size"),
+]
+
+
+def amqp_channel(app):
+    conn = app.connection_for_write()
+    conn.ensure_connection(max_retries=3)
+    return conn, conn.default_channel
+
+
+def amqp_dead_letters(app) -> list:
+    conn, ch = amqp_channel(app)
+    out = []
+    try:
+        while (m := ch.basic_get("fnhost.dlq", no_ack=True)) is not None:
+            out.append(m)
+    finally:
+        conn.release()
+    return out
+
+
+@AMQP_ONLY
+@pytest.mark.parametrize("spec, outcome", AMQP_CATALOGUE)
+def test_hostile_amqp_message_has_its_stated_outcome_and_the_host_serves_on(serve, make_functions, celery_app, spec, outcome):
+    import uuid
+
+    import amqp
+
+    serve(make_functions(), "-c", "1", "--max-message-size", str(AMQP_MAX))
+    task_id = str(uuid.uuid4())
+    headers = spec.get("headers", {})
+    properties = dict(content_type=spec.get("content_type", "application/json"), content_encoding=spec.get("content_encoding", "utf-8"),
+                      correlation_id=task_id, delivery_mode=2, priority=0)
+    if headers is not None:
+        properties["application_headers"] = amqp_headers(task_id, **headers)
+    body = spec.get("body", GOOD_BODY)
+    conn, ch = amqp_channel(celery_app)
+    try:
+        ch.basic_publish(amqp.Message(body, **properties), exchange="", routing_key=QUEUE)
+    finally:
+        conn.release()
+
+    if isinstance(outcome, Failure):
+        with pytest.raises(outcome.exception) as raised:
+            AsyncResult(task_id, app=celery_app).get(timeout=RESULT_TIMEOUT)
+        assert re.search(outcome.message, str(raised.value)), str(raised.value)
+        reason = outcome.dead_letter
+    else:
+        reason = outcome.reason
+    letters = wait_until(lambda: amqp_dead_letters(celery_app), RESULT_TIMEOUT, "a dead letter")
+    assert re.search(reason, letters[0].headers["x-fnhost-reason"]), letters[0].headers
+    kept = letters[0].body  # py-amqp decodes a body with a known content_encoding
+    assert (kept if isinstance(kept, bytes) else kept.encode(letters[0].content_encoding)) == body
+    assert celery_app.send_task("math.add", args=[2, 3], queue=QUEUE).get(timeout=RESULT_TIMEOUT) == 5
