@@ -399,3 +399,26 @@ def test_hostile_amqp_message_has_its_stated_outcome_and_the_host_serves_on(serv
     kept = letters[0].body  # py-amqp decodes a body with a known content_encoding
     assert (kept if isinstance(kept, bytes) else kept.encode(letters[0].content_encoding)) == body
     assert celery_app.send_task("math.add", args=[2, 3], queue=QUEUE).get(timeout=RESULT_TIMEOUT) == 5
+
+
+@AMQP_ONLY
+def test_a_100_mb_amqp_body_fails_for_the_producer_unread(serve, make_functions, celery_app):
+    import uuid
+
+    import amqp
+
+    serve(make_functions(), "-c", "1")  # the default limit, 64 MiB
+    task_id = str(uuid.uuid4())
+    body = b'[["' + b"x" * (100 * MiB) + b'"], {}' + EMBED.encode() + b"]"
+    conn, ch = amqp_channel(celery_app)
+    try:
+        ch.basic_publish(amqp.Message(body, content_type="application/json", content_encoding="utf-8", correlation_id=task_id,
+                                      delivery_mode=2, application_headers=amqp_headers(task_id)), exchange="", routing_key=QUEUE)
+    finally:
+        conn.release()
+    del body
+    with pytest.raises(DecodeError, match=r"more than worker_max_message_size \(67108864 bytes\)"):
+        AsyncResult(task_id, app=celery_app).get(timeout=RESULT_TIMEOUT)
+    letters = wait_until(lambda: amqp_dead_letters(celery_app), RESULT_TIMEOUT, "a dead letter")
+    assert letters[0].headers["id"] == task_id and "worker_max_message_size" in letters[0].headers["x-fnhost-reason"]
+    assert celery_app.send_task("math.add", args=[2, 3], queue=QUEUE).get(timeout=RESULT_TIMEOUT) == 5
