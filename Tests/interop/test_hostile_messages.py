@@ -356,11 +356,17 @@ def amqp_channel(app):
 
 
 def amqp_dead_letters(app) -> list:
+    """Every message of `fnhost.dlq`, taken off it; none while fnhost has not declared it yet
+    (it does so when it first dead-letters, after the FAILURE is stored)."""
+    from amqp.exceptions import NotFound
+
     conn, ch = amqp_channel(app)
     out = []
     try:
         while (m := ch.basic_get("fnhost.dlq", no_ack=True)) is not None:
             out.append(m)
+    except NotFound:
+        pass
     finally:
         conn.release()
     return out
