@@ -10,7 +10,7 @@ PYTHON   := $(VENV)/bin/python
 BROKER   ?= redis://127.0.0.1:6379/0
 BACKEND  ?= redis://127.0.0.1:6379/1
 
-.PHONY: all deps build functions serve test unit-test interop-test venv lint clean bench deploy-check
+.PHONY: all deps build functions serve test unit-test interop-test fuzz venv lint clean bench deploy-check
 
 all: build functions
 
@@ -47,8 +47,14 @@ unit-test: deps
 interop-test: functions venv
 	FNHOST=$(abspath $(FNHOST)) $(PYTHON) -m pytest -q Tests/interop $(PYTEST_ARGS)
 
-# Every test: Swift unit tests, then the interop suite against real Celery and redis-server.
-test: unit-test interop-test
+# libFuzzer targets of the decoders (Fuzz/README.md), built in .build/fuzz, FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 20
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) SWIFT=$(SWIFT) scripts/fuzz.sh
+
+# Every test: Swift unit tests, the interop suite against real Celery and redis-server, then
+# a bounded run of every fuzz target.
+test: unit-test interop-test fuzz
 
 # fnhost (release) against a stock Celery 5.7 worker on a private redis-server; see bench/README.md.
 # BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--rounds 5 -c 4".

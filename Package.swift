@@ -112,3 +112,21 @@ let package = Package(
         .testTarget(name: "FnHostObservabilityTests", dependencies: ["FnHostObservability", "FnHostCore", "CeleryProtocol"]),
     ]
 )
+
+// libFuzzer targets (`make fuzz`, Fuzz/README.md): declared only when FNHOST_FUZZ=1, so ordinary
+// builds and `swift test` never see them; built with `--sanitize fuzzer` in .build/fuzz.
+// One decoder per target: name, then the modules it needs.
+if Context.environment["FNHOST_FUZZ"] == "1" {
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("FuzzTaskMessage", ["CeleryProtocol"]),
+        ("FuzzRedisEnvelope", ["CeleryProtocol"]),
+        ("FuzzCanvasSignature", ["CeleryProtocol"]),
+        ("FuzzPluginManifest", ["FnHostPlugins"]),
+        ("FuzzFrame", ["FnHostPool"]),
+    ]
+    for target in fuzzTargets {
+        package.targets.append(.executableTarget(
+            name: target.name, dependencies: target.dependencies, path: "Fuzz/\(target.name)",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]))  // libFuzzer has the main function
+    }
+}

@@ -28,12 +28,17 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
         /// `broker_heartbeat` (seconds; 0 turns heartbeats off).
         public var heartbeat: Int
         public var topology: AMQPTopology
+        /// A body larger than `limits.maxMessageSize` is refused unread: FAILURE under the id
+        /// from its headers, and dead-lettered.
+        public var limits: MessageLimits
 
-        public init(url: AMQPURL, tls: TLSOptions = .init(), heartbeat: Int = 120, topology: AMQPTopology = .init()) {
+        public init(url: AMQPURL, tls: TLSOptions = .init(), heartbeat: Int = 120, topology: AMQPTopology = .init(),
+                    limits: MessageLimits = MessageLimits()) {
             self.url = url
             self.tls = tls
             self.heartbeat = heartbeat
             self.topology = topology
+            self.limits = limits
         }
     }
 
@@ -414,7 +419,7 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
         let g = lock.withLock { generation }
         let tag = "\(g).\(incoming.deliveryTag)"
         let queue = incoming.consumerTag.isEmpty ? incoming.routingKey : incoming.consumerTag
-        let message: Result<TaskMessage, MessageDecodingError>
+        var message: Result<TaskMessage, MessageDecodingError>
         if var headers = incoming.properties.headers {
             if incoming.redelivered { headers["redelivered"] = .bool(true) }
             do {
@@ -424,6 +429,9 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
                     priority: Int(incoming.properties.priority ?? 0)))
             } catch {
                 message = .failure(error)
+            }
+            if case .success(let m) = message, let problem = settings.limits.sizeProblem(incoming.body.count, taskId: m.id, taskName: m.task) {
+                message = .failure(problem)
             }
         } else {
             message = .failure(MessageDecodingError(.malformedHeaders, "the message has no headers table (protocol 1 messages are not supported)"))

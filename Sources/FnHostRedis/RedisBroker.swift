@@ -28,6 +28,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     public static let priorityBuckets = [0, 3, 6, 9]
 
     private let url: RedisURL
+    private let limits: MessageLimits
     private let consumer: RedisConnection
     private let control: RedisConnection
     private let controlLock = ConditionLock()
@@ -40,9 +41,12 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     public let leaseTimeout: Double
 
     /// A broker on `url`; every delivery it fetches holds a lease of `leaseTimeout` seconds
-    /// until renewed (`renewLeases`) or settled.
-    public init(url: RedisURL, logger: Logger, leaseTimeout: Double = 30) {
+    /// until renewed (`renewLeases`) or settled. `limits`: a message larger than
+    /// `limits.maxMessageSize` is dead-lettered without being parsed, and without an `unacked`
+    /// entry (it is held only until the dead letter is written).
+    public init(url: RedisURL, limits: MessageLimits = MessageLimits(), logger: Logger, leaseTimeout: Double = 30) {
         self.url = url
+        self.limits = limits
         self.logger = logger
         self.leaseTimeout = leaseTimeout
         self.doorbells = RedisDoorbells(url: url)
@@ -102,16 +106,20 @@ public final class RedisBroker: Broker, @unchecked Sendable {
         args += plan.entries.map { Array(String($0.limit).utf8) }
         args += keyQueueIndex
         args.append(Array(String(leaseTimeout).utf8))
+        args.append(Array(String(limits.maxMessageSize).utf8))
         let reply = try consumer.evalScript(RedisScripts.fetch, keys: keys, args: args)
         if case .error(let e) = reply { throw RedisError(description: "fetch script failed: \(e)", connectionLost: false) }
         if case .array(let items) = reply, !items.isEmpty {
             var deliveries: [Delivery] = []
             var i = 0
-            while i + 1 < items.count {
+            while i + 2 < items.count {
                 if let key = items[i].bytes, let payload = items[i + 1].bytes {
-                    deliveries.append(makeDelivery(key: String(decoding: key, as: UTF8.self), payload: payload).delivery)
+                    // The tag the script recorded in `unacked`, so a message it could decode but
+                    // fnhost cannot (nested deeper than fnhost reads) is still acknowledged.
+                    let recorded = items[i + 2].bytes.map { String(decoding: $0, as: UTF8.self) } ?? ""
+                    deliveries.append(makeDelivery(key: String(decoding: key, as: UTF8.self), payload: payload, recordedTag: recorded).delivery)
                 }
-                i += 2
+                i += 3
             }
             return deliveries
         }
@@ -154,9 +162,14 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     }
 
     /// The delivery of a popped message, and its envelope when it parsed (decoded once).
-    private func makeDelivery(key: String, payload: [UInt8]) -> (delivery: Delivery, envelope: RedisEnvelope?) {
+    /// `recordedTag`: the tag the fetch script recorded in `unacked` ("" for none).
+    private func makeDelivery(key: String, payload: [UInt8], recordedTag: String = "") -> (delivery: Delivery, envelope: RedisEnvelope?) {
+        if let problem = limits.sizeProblem(payload.count) {
+            return (Delivery(queue: Self.queue(ofKey: key), tag: recordedTag, source: key, payload: payload, message: .failure(problem)), nil)
+        }
         let (envelope, message) = RedisEnvelope.decodeTask(payload)
-        let delivery = Delivery(queue: Self.queue(ofKey: key), tag: envelope?.deliveryTag ?? "", source: key, payload: payload, message: message)
+        let tag = envelope?.deliveryTag ?? recordedTag
+        let delivery = Delivery(queue: Self.queue(ofKey: key), tag: tag, source: key, payload: payload, message: message)
         return (delivery, envelope)
     }
 

@@ -10,14 +10,16 @@ enum RedisScripts {
     ///
     /// KEYS: unacked, unacked_index, fnhost.leases, list keys... ARGV: total, queue count Q, Q
     /// queue limits, then for each list key the 1-based index of its queue, then the lease in
-    /// seconds. Returns [key, message, ...].
-    /// A message without a readable delivery tag is returned without bookkeeping.
+    /// seconds, then the largest message size read. Returns [key, message, recorded delivery tag
+    /// or "", ...]. A message without a readable delivery tag, or larger than the size, is
+    /// returned without bookkeeping (and a large one is never decoded here).
     static let fetch = """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
         local total = tonumber(ARGV[1])
         local nq = tonumber(ARGV[2])
-        local lease = now + tonumber(ARGV[#ARGV])
+        local lease = now + tonumber(ARGV[#ARGV - 1])
+        local maxSize = tonumber(ARGV[#ARGV])
         local taken = {}
         local out = {}
         local count = 0
@@ -27,7 +29,9 @@ enum RedisScripts {
           while count < total and (taken[q] or 0) < limit do
             local m = redis.call('RPOP', KEYS[i])
             if not m then break end
-            local ok, env = pcall(cjson.decode, m)
+            local ok, env = false, nil
+            local tag = ''
+            if #m <= maxSize then ok, env = pcall(cjson.decode, m) end
             if ok and type(env) == 'table' and type(env.properties) == 'table' and type(env.properties.delivery_tag) == 'string' then
               local p = env.properties
               local di = type(p.delivery_info) == 'table' and p.delivery_info or {}
@@ -36,9 +40,11 @@ enum RedisScripts {
               redis.call('ZADD', KEYS[2], now, p.delivery_tag)
               redis.call('HSET', KEYS[1], p.delivery_tag, '[' .. m .. ',' .. cjson.encode(ex) .. ',' .. cjson.encode(rk) .. ']')
               redis.call('ZADD', KEYS[3], lease, p.delivery_tag)
+              tag = p.delivery_tag
             end
             out[#out + 1] = KEYS[i]
             out[#out + 1] = m
+            out[#out + 1] = tag
             taken[q] = (taken[q] or 0) + 1
             count = count + 1
           end

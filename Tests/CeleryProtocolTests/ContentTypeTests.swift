@@ -43,4 +43,17 @@ import Testing
         #expect(problem.taskId == "z-1")
         #expect(problem.exception.type == "DecodeError")
     }
+
+    @Test(arguments: ["rot13", "utf-16", "gzip"])
+    func unknownContentEncodingIsUndecodable(encoding: String) throws {
+        let message = try TaskMessage(headers: headers(id: "e-1"), contentType: "application/json", contentEncoding: encoding, body: TaskBody.encode(args: []))
+        let problem = try #require(message.contentProblem())
+        #expect(problem.kind == .undecodableBody && problem.taskId == "e-1" && problem.reason.contains("content-encoding"))
+    }
+
+    @Test(arguments: ["utf-8", "UTF-8", "utf8", "binary", ""])
+    func utf8ContentEncodingsAreAccepted(encoding: String) throws {
+        let message = try TaskMessage(headers: headers(), contentType: "application/json", contentEncoding: encoding, body: TaskBody.encode(args: []))
+        #expect(message.contentProblem() == nil)
+    }
 }

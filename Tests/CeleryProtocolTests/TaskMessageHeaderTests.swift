@@ -25,7 +25,9 @@ import Testing
         ("eta", 5), ("eta", "tomorrow"), ("expires", "2026-13-01T00:00:00"),
         ("timelimit", [1]), ("timelimit", "30"), ("timelimit", [-1, nil]), ("timelimit", ["30", nil]),
         ("ignore_result", "yes"), ("root_id", 3), ("parent_id", [nil]), ("group", true), ("shadow", 1),
-        ("group_index", "0"),
+        ("group_index", "0"), ("retries", .uint(UInt64.max)), ("timelimit", [1e308, nil]), ("timelimit", [nil, .double(.nan)]),
+        ("timelimit", [1, 2, 3]), ("eta", "99999-01-01T00:00:00"), ("eta", "NaN"), ("expires", .double(.nan)),
+        ("argsrepr", [1, 2]), ("kwargsrepr", .object(["a": 1])), ("origin", 5),
     ]
 
     @Test(arguments: badHeaders)
@@ -59,6 +61,15 @@ import Testing
         } throws: { error in
             let e = error as? MessageDecodingError
             return e?.kind == .malformedHeaders && e?.taskId == nil
+        }
+    }
+
+    @Test func idWithANulByteIsRefusedButKeptForTheFailure() {
+        #expect {
+            try jsonMessage(headers(id: "abc\u{0}def", task: "tests.nul"))
+        } throws: { error in
+            let e = error as? MessageDecodingError
+            return e?.kind == .malformedHeaders && e?.taskId == "abc\u{0}def" && e?.reason.contains("NUL") == true
         }
     }
 }

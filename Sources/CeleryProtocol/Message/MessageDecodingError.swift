@@ -13,6 +13,8 @@ public struct MessageDecodingError: Error, CustomStringConvertible, Sendable, Eq
         case undecodableBody
         /// A content type or encoding fnhost will not deserialize (pickle, yaml, msgpack...).
         case contentDisallowed
+        /// Larger than `MessageLimits.maxMessageSize`: refused without being read.
+        case tooLarge
     }
 
     public let kind: Kind

@@ -57,8 +57,11 @@ public struct TaskMessage: Sendable {
         guard case .string(let id)? = headers["id"], !id.isEmpty else {
             throw MessageDecodingError(.malformedHeaders, "the message has no task id (header 'id' must be a non-empty string)")
         }
-        self.id = id
         let name = headers["task"]?.stringValue
+        guard !id.utf8.contains(0) else {
+            throw MessageDecodingError(.malformedHeaders, "header 'id' contains a NUL byte", taskId: id, taskName: name)
+        }
+        self.id = id
         func bad(_ reason: String) -> MessageDecodingError {
             MessageDecodingError(.malformedHeaders, reason, taskId: id, taskName: name)
         }
@@ -91,8 +94,8 @@ public struct TaskMessage: Sendable {
         case .array(let pair)? where pair.count == 2:
             func limit(_ v: JSON) throws(MessageDecodingError) -> Double? {
                 if v.isNull { return nil }
-                guard let d = v.doubleValue, d.isFinite, d >= 0 else {
-                    throw bad("header 'timelimit' must be [hard, soft] with non-negative numbers or null")
+                guard let d = v.doubleValue, d.isFinite, d >= 0, d <= Self.maxTimeLimit else {
+                    throw bad("header 'timelimit' must be [hard, soft] with numbers from 0 to \(Int(Self.maxTimeLimit)) seconds or null")
                 }
                 return d > 0 ? d : nil
             }
@@ -105,6 +108,8 @@ public struct TaskMessage: Sendable {
         case .bool(let b)?: self.ignoreResult = b
         case let other?: throw bad("header 'ignore_result' must be a boolean or null, not \(other.typeName)")
         }
+        // Not read by fnhost, but shown by `inspect` and events: the types Celery sends, or nothing.
+        for key in ["argsrepr", "kwargsrepr", "origin"] { _ = try optionalString(key) }
         self.rootId = try optionalString("root_id")
         self.parentId = try optionalString("parent_id")
         self.group = try optionalString("group")
@@ -115,6 +120,14 @@ public struct TaskMessage: Sendable {
         case let other?: throw bad("header 'group_index' must be an integer or null, not \(other.typeName)")
         }
     }
+
+    /// The longest hard or soft time limit accepted, in seconds (about 31 years): a larger one
+    /// is a mistake or an attack, not a limit.
+    public static let maxTimeLimit = 1e9
+
+    /// `content_encoding` values a JSON body may have (compared without case); an empty one is
+    /// read as UTF-8, as kombu does for AMQP messages without the property.
+    public static let acceptedContentEncodings: Set<String> = ["utf-8", "utf8", "ascii", "us-ascii", "binary", ""]
 
     /// Content types fnhost deserializes. Everything else (pickle, yaml, msgpack) is refused
     /// without being read: it would either run arbitrary code or is unsupported.
@@ -137,6 +150,12 @@ public struct TaskMessage: Sendable {
                 "Refusing to deserialize untrusted content of type \(contentType.prefix(64)) (only application/json is accepted)",
                 taskId: id, taskName: task)
         }
+        guard Self.acceptedContentEncodings.contains(contentEncoding.lowercased()) else {
+            return MessageDecodingError(
+                .undecodableBody, "unsupported content-encoding \(contentEncoding.prefix(40)) for application/json (utf-8 is expected)",
+                taskId: id, taskName: task)
+        }
+        // Never inflated: a compressed body could be a bomb (a few MB that inflate to gigabytes).
         if let compression = headers["compression"], !compression.isNull {
             return MessageDecodingError(
                 .undecodableBody, "compressed bodies (\(JSONWriter.string(compression).prefix(40))) are not supported; send without compression",

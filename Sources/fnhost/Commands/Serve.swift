@@ -1,4 +1,5 @@
 import ArgumentParser
+import CeleryProtocol
 import FnHostCore
 import FnHostObservability
 import FnHostPool
@@ -70,6 +71,9 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("log-format"), help: "Log lines as text (default) or json (one object per line, with task_id and task_name on task lines).")
     var logFormat: String = "text"
 
+    @Option(name: .customLong("max-message-size"), help: ArgumentHelp("worker_max_message_size: dead-letter, unread, any message larger than BYTES (default 67108864, 64 MiB).", valueName: "BYTES"))
+    var maxMessageSize: Int?
+
     @Option(name: .customLong("grace-period"), help: "Seconds a warm shutdown waits for running tasks (default 60).")
     var gracePeriod: Double = 60
 
@@ -99,6 +103,8 @@ struct Serve: ParsableCommand {
         if let metricsPort { guard (0...65535).contains(metricsPort) else { throw ValidationError("--metrics-port must be from 0 to 65535") } }
         guard heartbeatInterval > 0, heartbeatInterval.isFinite else { throw ValidationError("--heartbeat-interval must be a positive number of seconds") }
         guard livenessTimeout > 0, livenessTimeout.isFinite else { throw ValidationError("--liveness-timeout must be a positive number of seconds") }
+        let maxMessageSize = self.maxMessageSize ?? file.maxMessageSize ?? MessageLimits.defaultMaxMessageSize
+        guard maxMessageSize >= 1024 else { throw ValidationError("--max-message-size must be at least 1024 bytes") }
         let extra = queues.map { $0.split(separator: ",").map { String($0).trimmingCharacters() }.filter { !$0.isEmpty } } ?? file.queues
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
@@ -129,6 +135,7 @@ struct Serve: ParsableCommand {
             taskRoutes: file.taskRoutes,
             security: security?.settings,
             signResults: security?.signResults ?? false,
+            limits: MessageLimits(maxMessageSize: maxMessageSize),
             observability: .init(
                 hostname: nodename, metricsPort: metricsPort, metricsHost: metricsHost, taskEvents: taskEvents || (file.sendTaskEvents ?? false),
                 heartbeatInterval: heartbeatInterval, health: HealthPolicy(stallTimeout: livenessTimeout),

@@ -19,6 +19,7 @@ import Glibc
 /// broker_transport_options: { visibility_timeout: 3600 }
 /// worker_max_tasks_per_child: 1000
 /// worker_max_memory_per_child: 200000   # KB of resident memory
+/// worker_max_message_size: 67108864      # bytes; larger messages are dead-lettered unread
 /// tasks:
 ///   math.add: { queue: arith, concurrency: 2 }
 /// ```
@@ -43,6 +44,8 @@ struct ConfigFile {
     var maxTasksPerChild: Int?
     /// Kilobytes of resident memory after which a worker process is replaced (0: no limit).
     var maxMemoryPerChild: Int?
+    /// `worker_max_message_size`: bytes; a larger message is dead-lettered without being read.
+    var maxMessageSize: Int?
     var tasks: [String: JSONObject] = [:]
     /// RabbitMQ: `broker_heartbeat`, `broker_use_ssl`, `task_queue_max_priority`,
     /// `task_default_queue_type`, `result_persistent`.
@@ -111,6 +114,9 @@ struct ConfigFile {
             case "worker_max_memory_per_child":
                 guard let n = value.intValue, n >= 0 else { throw fail(key, "must be a non-negative number of kilobytes (0: no limit)") }
                 config.maxMemoryPerChild = Int(n)
+            case "worker_max_message_size":
+                guard let n = value.intValue, n >= 1024, n <= Int64(Int32.max) else { throw fail(key, "must be a number of bytes from 1024 to 2147483647") }
+                config.maxMessageSize = Int(n)
             case "worker_deduplicate_successful_tasks":
                 guard let b = value.boolValue else { throw fail(key, "must be true or false") }
                 config.deduplicateSuccessfulTasks = b

@@ -63,6 +63,8 @@ final class HostRuntime: @unchecked Sendable {
         var security: SecuritySettings?
         /// `result_serializer: auth`: sign the results too.
         var signResults = false
+        /// `worker_max_message_size` (`--max-message-size`): larger messages are dead-lettered unread.
+        var limits = MessageLimits()
         /// Metrics, health, events and remote control (see HostObservability).
         var observability: HostObservability.Settings
     }
@@ -90,7 +92,7 @@ final class HostRuntime: @unchecked Sendable {
         let transports = try Transports.make(brokerURL: settings.brokerURL, backendURL: settings.backendURL,
                                              resultExpires: settings.resultExpires, amqp: settings.amqp,
                                              brokerTLS: settings.brokerTLS, backendTLS: settings.backendTLS,
-                                             leaseTimeout: settings.leaseTimeout, logger: logger,
+                                             leaseTimeout: settings.leaseTimeout, limits: settings.limits, logger: logger,
                                              resultSigning: settings.signResults ? signing : nil)
         signalSources = installSignalHandlers()
 

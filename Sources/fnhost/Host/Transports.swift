@@ -29,14 +29,14 @@ struct Transports {
     let backendDescription: String
 
     static func make(brokerURL: String, backendURL: String, resultExpires: Int, amqp: AMQPSettings, brokerTLS: TLSOptions? = nil,
-                     backendTLS: TLSOptions? = nil, leaseTimeout: Double = 30, logger: Logger,
+                     backendTLS: TLSOptions? = nil, leaseTimeout: Double = 30, limits: MessageLimits = MessageLimits(), logger: Logger,
                      resultSigning: (any MessageSigning)? = nil) throws -> Transports {
         if AMQPURL.isAMQP(brokerURL) {
             var url: AMQPURL
             do { url = try AMQPURL(brokerURL) } catch { throw FnHostError(error.description) }
             let heartbeat = url.heartbeat ?? amqp.heartbeat
             url.heartbeat = heartbeat
-            let broker = AMQPBroker(settings: .init(url: url, tls: amqp.tls, heartbeat: heartbeat, topology: amqp.topology), logger: logger)
+            let broker = AMQPBroker(settings: .init(url: url, tls: amqp.tls, heartbeat: heartbeat, topology: amqp.topology, limits: limits), logger: logger)
             if backendURL.hasPrefix("rpc://") {
                 return Transports(broker: broker, backend: RPCResultBackend(publisher: broker.publisher, persistent: amqp.resultPersistent, signing: resultSigning),
                                   redisBroker: nil, amqpBroker: broker,
@@ -58,7 +58,7 @@ struct Transports {
         if backendURL.hasPrefix("rpc://") {
             throw FnHostError("the rpc:// result backend needs an amqp:// broker in this version; use a redis:// result backend with a Redis broker")
         }
-        let broker = RedisBroker(url: url, logger: logger, leaseTimeout: leaseTimeout)
+        let broker = RedisBroker(url: url, limits: limits, logger: logger, leaseTimeout: leaseTimeout)
         let backend = try redisBackend(backendURL, tls: backendTLS, resultExpires: resultExpires, signing: resultSigning)
         return Transports(broker: broker, backend: backend, redisBroker: broker, amqpBroker: nil,
                           monitoring: RedisMonitoringTransport(url: url), inspection: RedisInspection(url: url),
