@@ -123,6 +123,7 @@ if Context.environment["FNHOST_FUZZ"] == "1" {
         ("FuzzCanvasSignature", ["CeleryProtocol"]),
         ("FuzzPluginManifest", ["FnHostPlugins"]),
         ("FuzzFrame", ["FnHostPool"]),
+        ("FuzzSecurePayload", ["CeleryProtocol"]),
     ]
     for target in fuzzTargets {
         package.targets.append(.executableTarget(

@@ -10,6 +10,7 @@ import argparse, base64, json, os, platform, shutil, signal, socket, statistics 
 import subprocess, sys, tempfile, threading, time, uuid  # noqa: E401
 from contextlib import closing
 from pathlib import Path
+from typing import NamedTuple
 
 import amqp
 import celery
@@ -19,6 +20,17 @@ from celery import Celery
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 QUEUE = "math.add"
+
+
+class Workload(NamedTuple):
+    """A task both workers run, from the queue named like it (fnhost's default)."""
+    task: str
+    args: list
+    label: str
+
+
+NOOP = Workload("math.add", [2, 3], "no-op (math.add)")            # functions/libmath.so, celery_tasks.add
+SPIN = Workload("bench.spin", [1000], "1 ms of CPU (bench.spin)")  # bench/plugins/spin.c, celery_tasks.spin
 BROKER_DB, BACKEND_DB = 0, 1
 STOP_TIMEOUT = 30    # s between SIGTERM and SIGKILL of the worker's process group
 PHASE_TIMEOUT = 300  # s for any one wait (first consumption, drain, first result)
@@ -35,7 +47,14 @@ def parse_args():
     p.add_argument("--fnhost", default=str(REPO / ".build/release/fnhost"), help="the fnhost binary")
     p.add_argument("--functions", default=str(REPO / "functions"), help="fnhost's functions directory")
     p.add_argument("--brokers", default="redis,rabbitmq", help="brokers to run on, comma-separated (redis,rabbitmq)")
+    p.add_argument("--n-spin", type=int, default=1000, help="1 ms tasks per drain, times the concurrency (1000)")
+    p.add_argument("--no-scaling", dest="scaling", action="store_false",
+                   help="skip the scaling table (concurrency 1/2/4, the 1 ms task, 1/2/4 fnhost hosts)")
+    p.add_argument("--quick", action="store_true",
+                   help="the headline ratios in under 2 minutes: 1 round, N 5000/1000, 100 round trips, no scaling")
     args = p.parse_args()
+    if args.quick:
+        args.rounds, args.n_fnhost, args.n_celery, args.calls, args.scaling = 1, 5000, 1000, 100, False
     args.fnhost, args.functions = os.path.abspath(args.fnhost), os.path.abspath(args.functions)  # workers run in bench/
     return args
 
@@ -105,20 +124,20 @@ class RedisServer:
     def backend_url(self):
         return self.url(BACKEND_DB)
 
-    def fill(self, n, ignore_result):
-        fill(self.broker, n, ignore_result)
+    def fill(self, n, ignore_result, w=NOOP):
+        fill(self.broker, n, ignore_result, w)
 
-    def queued(self):
-        return self.broker.llen(QUEUE)
+    def queued(self, w=NOOP):
+        return self.broker.llen(w.task)
 
-    def drained(self, n, store):
-        queued, unacked = self.broker.pipeline(transaction=False).llen(QUEUE).hlen("unacked").execute()
+    def drained(self, n, store, w=NOOP):
+        queued, unacked = self.broker.pipeline(transaction=False).llen(w.task).hlen("unacked").execute()
         return queued == 0 and unacked == 0 and (not store or self.backend.dbsize() >= n)
 
     def results_stored(self):
         return self.backend.dbsize()
 
-    def settled(self):
+    def settled(self, w=NOOP):
         pass
 
     def ceiling(self, n):
@@ -150,43 +169,45 @@ class RabbitBroker:
         return self.ch.queue_declare(queue=queue, durable=True, auto_delete=False, passive=False).message_count
 
     def flush(self):
-        self.ch.queue_declare(queue=QUEUE, durable=True, auto_delete=False)
-        self.ch.queue_purge(QUEUE)
+        for w in (NOOP, SPIN):
+            self.ch.queue_declare(queue=w.task, durable=True, auto_delete=False)
+            self.ch.queue_purge(w.task)
         self.ch.queue_declare(queue=self.REPLIES, durable=True, auto_delete=False)
         self.ch.queue_purge(self.REPLIES)
 
-    def fill(self, n, ignore_result, chunk=1000):
+    def fill(self, n, ignore_result, w=NOOP):
         """Publishes n messages as Celery's producer does (pre-encoded once; fresh ids), then waits
         until RabbitMQ has them all."""
-        body = json.dumps([[2, 3], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]).encode()
+        body = json.dumps([w.args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]).encode()
+        argsrepr = repr(w.args)
         for _ in range(n):
             tid = str(uuid.uuid4())
-            headers = {"lang": "py", "task": QUEUE, "id": tid, "shadow": None, "eta": None, "expires": None, "group": None,
+            headers = {"lang": "py", "task": w.task, "id": tid, "shadow": None, "eta": None, "expires": None, "group": None,
                        "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": tid, "parent_id": None,
-                       "argsrepr": "[2, 3]", "kwargsrepr": "{}", "origin": f"gen{os.getpid()}@{platform.node()}",
+                       "argsrepr": argsrepr, "kwargsrepr": "{}", "origin": f"gen{os.getpid()}@{platform.node()}",
                        "ignore_result": True if ignore_result else None, "replaced_task_nesting": 0,
                        "stamped_headers": None, "stamps": {}}
             self.ch.basic_publish(amqp.Message(body, content_type="application/json", content_encoding="utf-8",
                                                application_headers=headers, delivery_mode=2, priority=0,
                                                correlation_id=tid, reply_to=self.REPLIES),
-                                  exchange="", routing_key=QUEUE)
-        wait_for(lambda: self._count(QUEUE) == n, "RabbitMQ to hold every message", interval=0.01)
+                                  exchange="", routing_key=w.task)
+        wait_for(lambda: self._count(w.task) == n, "RabbitMQ to hold every message", interval=0.01)
 
-    def queued(self):
-        return self._count(QUEUE)
+    def queued(self, w=NOOP):
+        return self._count(w.task)
 
     def results_stored(self):
         return self._count(self.REPLIES)
 
-    def drained(self, n, store):
+    def drained(self, n, store, w=NOOP):
         # Ready messages only: at most the prefetch window (concurrency x 4) is still unacknowledged
         # then; settled() waits for those, untimed.
-        return self._count(QUEUE) == 0 and (not store or self._count(self.REPLIES) >= n)
+        return self._count(w.task) == 0 and (not store or self._count(self.REPLIES) >= n)
 
-    def settled(self):
+    def settled(self, w=NOOP):
         def unacked():
             out = self.node.ctl("list_queues", "-q", "name", "messages_unacknowledged")
-            return all(line.split()[1] == "0" for line in out.splitlines() if line.startswith(QUEUE + "\t") or line.split()[:1] == [QUEUE])
+            return all(line.split()[1] == "0" for line in out.splitlines() if line.split()[:1] == [w.task])
         wait_for(unacked, "every delivery to be acknowledged", interval=0.2)
 
     def ceiling(self, n, window=256):
@@ -235,20 +256,21 @@ class RabbitBroker:
 
 
 # ---- Workers: spawned in their own session, stopped by PID, measured through /proc -------------
-def spawn(kind: str, args, rs, logfile: Path) -> subprocess.Popen:
-    broker, backend, c = rs.broker_url, rs.backend_url, str(args.concurrency)
+def spawn(kind: str, args, rs, logfile: Path, functions=None, concurrency=None, queues=(QUEUE,)) -> subprocess.Popen:
+    """fnhost serves every function in `functions` (default: the bench's math-only directory);
+    Celery consumes `queues`."""
+    broker, backend, c = rs.broker_url, rs.backend_url, str(concurrency or args.concurrency)
     if kind == "fnhost":
-        argv = [args.fnhost, "serve", "--functions", args.functions, "-c", c,
+        argv = [args.fnhost, "serve", "--functions", str(functions or args.dirs["math"]), "-c", c,
                 "--broker", broker, "--backend", backend, "-l", "warning"]
     else:
         argv = [sys.executable, "-m", "celery", "-A", "celery_tasks", "-b", broker, "--result-backend", backend,
-                "worker", "-P", "prefork", "-c", c, "-Q", QUEUE, "-l", "warning",
+                "worker", "-P", "prefork", "-c", c, "-Q", ",".join(queues), "-l", "warning",
                 "--without-heartbeat", "--without-gossip", "--without-mingle"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "FNHOST_"))}
     with open(logfile, "ab") as out:  # cwd bench/: no stray ./fnhost.yml, celery_tasks importable
         return subprocess.Popen(argv, cwd=BENCH, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-
 
 def stop(proc: subprocess.Popen, group=True):
     """SIGTERM to the PID; after STOP_TIMEOUT, SIGKILL to its process group (a worker) or itself."""
@@ -298,50 +320,59 @@ def sample_rss(pid: int):
     return lambda: (done.set(), thread.join(), peak[0])[-1]
 
 
+
 # ---- Envelopes, exactly as Celery 5.7's producer writes them for send_task("math.add", args=[2, 3], ----
 # queue="math.add") (see /work/shared/fixtures/celery-5.7/redis_task_message.raw.json)
-def envelope_template(ignore_result: bool) -> str:
-    body = json.dumps([[2, 3], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+def envelope_template(ignore_result: bool, w=NOOP) -> str:
+    body = json.dumps([w.args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
     env = {
         "body": base64.b64encode(body.encode()).decode(), "content-encoding": "utf-8",
         "content-type": "application/json",
-        "headers": {"lang": "py", "task": QUEUE, "id": "@ID@", "shadow": None, "eta": None, "expires": None,
+        "headers": {"lang": "py", "task": w.task, "id": "@ID@", "shadow": None, "eta": None, "expires": None,
                     "group": None, "group_index": None, "retries": 0, "timelimit": [None, None],
-                    "root_id": "@ID@", "parent_id": None, "argsrepr": "[2, 3]", "kwargsrepr": "{}",
+                    "root_id": "@ID@", "parent_id": None, "argsrepr": repr(w.args), "kwargsrepr": "{}",
                     "origin": f"gen{os.getpid()}@{platform.node()}", "ignore_result": True if ignore_result else None,
                     "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {}},
         "properties": {"correlation_id": "@ID@", "reply_to": str(uuid.uuid4()), "delivery_mode": 2,
-                       "delivery_info": {"exchange": "", "routing_key": QUEUE}, "priority": 0,
+                       "delivery_info": {"exchange": "", "routing_key": w.task}, "priority": 0,
                        "body_encoding": "base64", "delivery_tag": "@TAG@"},
     }
     return json.dumps(env)
 
 
-def fill(client: redis.Redis, n: int, ignore_result: bool, chunk=1000):
+def fill(client: redis.Redis, n: int, ignore_result: bool, w=NOOP, chunk=1000):
     """LPUSHes n envelopes, each with a fresh task id and delivery tag, pipelined in chunks."""
-    tpl = envelope_template(ignore_result)
+    tpl = envelope_template(ignore_result, w)
     for start in range(0, n, chunk):
         msgs = [tpl.replace("@ID@", str(uuid.uuid4())).replace("@TAG@", str(uuid.uuid4()))
                 for _ in range(min(chunk, n - start))]
-        client.lpush(QUEUE, *msgs)  # one LPUSH per chunk: FIFO order preserved, one round trip
-    assert client.llen(QUEUE) == n
+        client.lpush(w.task, *msgs)  # one LPUSH per chunk: FIFO order preserved, one round trip
+    assert client.llen(w.task) == n
 
 
 # ---- Measurements ------------------------------------------------------------------------------
-def drain(kind, args, rs, n, store: bool, logfile):
+def drain(kind, args, rs, n, store: bool, logfile, w=NOOP, hosts=1, concurrency=None):
     """Tasks/s from the first consumption to an empty queue with nothing unacknowledged (and, when
-    results are stored, all n results). With store, also the peak tree RSS; returns (rate, rss_kb, proc)."""
+    results are stored, all n results), with `hosts` workers started together. With store, also
+    the peak tree RSS (one worker); returns (rate, rss_kb, procs)."""
     rs.flush()
-    rs.fill(n, ignore_result=not store)
-    proc = spawn(kind, args, rs, logfile)
-    stop_sampling = sample_rss(proc.pid) if store else None
-    t0 = wait_for(lambda: rs.queued() < n, f"{kind} to consume", proc, interval=0.002)
-    t1 = wait_for(lambda: rs.drained(n, store), f"{kind} to drain {n} messages", proc)
-    rs.settled()
+    rs.fill(n, ignore_result=not store, w=w)
+    functions = args.dirs["math" if w == NOOP else "spin"]
+    procs = [spawn(kind, args, rs, logfile, functions=functions, concurrency=concurrency, queues=(w.task,))
+             for _ in range(hosts)]
+    try:
+        stop_sampling = sample_rss(procs[0].pid) if store else None
+        t0 = wait_for(lambda: rs.queued(w) < n, f"{kind} to consume", procs[0], interval=0.002)
+        t1 = wait_for(lambda: rs.drained(n, store, w), f"{kind} to drain {n} messages", procs[0])
+        rs.settled(w)
+    except BaseException:
+        for proc in procs:
+            stop(proc)
+        raise
     rss = stop_sampling() if store else None
     if not store and rs.results_stored():
         log(f"  note: {kind} stored {rs.results_stored()} results though ignore_result was set")
-    return n / (t1 - t0), rss, proc
+    return n / (t1 - t0), rss, procs
 
 
 def producer(rs):
@@ -376,6 +407,35 @@ def start_to_first(kind, args, rs, logfile):
             stop(proc)
 
 
+def landing_to_first(kind, args, rs, logfile):
+    """ms from new code landing to the first result of its task, with the worker already running
+    and the task already queued. fnhost: libspin.so is renamed into the running host's functions/
+    (its hot reload starts new worker processes). Celery cannot load code into a running worker:
+    its figure is the restart that deploys it (warm stop, start with the new task, first result)."""
+    rs.flush()
+    landing = Path(tempfile.mkdtemp(prefix="fnhost-bench-landing-"))
+    os.chmod(landing, 0o755)
+    shutil.copy2(args.dirs["math"] / "libmath.so", landing / "libmath.so")
+    proc = spawn(kind, args, rs, logfile, functions=landing)
+    try:
+        with producer(rs) as app:
+            app.send_task(QUEUE, args=[2, 3], queue=QUEUE).get(timeout=PHASE_TIMEOUT)  # running and serving
+            result = app.send_task(SPIN.task, args=[1], queue=SPIN.task)
+            if kind == "fnhost":
+                shutil.copy2(args.dirs["spin"] / "libspin.so", landing / ".libspin.so.tmp")
+                t0 = time.perf_counter()
+                os.rename(landing / ".libspin.so.tmp", landing / "libspin.so")
+            else:
+                t0 = time.perf_counter()
+                stop(proc)
+                proc = spawn(kind, args, rs, logfile, queues=(QUEUE, SPIN.task))
+            result.get(timeout=PHASE_TIMEOUT)
+            return (time.perf_counter() - t0) * 1000
+    finally:
+        stop(proc)
+        shutil.rmtree(landing, ignore_errors=True)
+
+
 def broker_ceiling(rs, n, batch=256):
     """Messages/s at which Redis alone runs one task's commands (RPOP; ZADD unacked_index + HSET
     unacked; ZREM + HDEL), pipelined `batch` messages deep with redis-py; also redis-server's CPU
@@ -406,18 +466,37 @@ def broker_ceiling(rs, n, batch=256):
     return n / elapsed, (rs.cpu_seconds() - cpu0) / elapsed
 
 
+
 def measure_worker(kind, args, rs, logfile):
     n = args.n_fnhost if kind == "fnhost" else args.n_celery
     m = {}
-    m["drain_ignored"], _, proc = drain(kind, args, rs, n, False, logfile)
-    stop(proc)
-    m["drain_stored"], m["rss_mb"], proc = drain(kind, args, rs, n, True, logfile)
+    m["drain_ignored"], _, procs = drain(kind, args, rs, n, False, logfile)
+    stop(procs[0])
+    m["drain_stored"], m["rss_mb"], procs = drain(kind, args, rs, n, True, logfile)
     m["rss_mb"] /= 1024
     try:
         m["rtt_p50"], m["rtt_p99"] = round_trips(rs, args.calls, args.warmup)
     finally:
-        stop(proc)
+        stop(procs[0])
     m["start_ms"] = start_to_first(kind, args, rs, logfile)
+    m["landing_ms"] = landing_to_first(kind, args, rs, logfile)
+    return m
+
+
+def measure_scaling(kind, args, rs, logfile):
+    """Drain rates (results ignored) at concurrency 1, 2 and 4 for the no-op and the 1 ms task;
+    for fnhost also 1, 2 and 4 hosts (at --concurrency each) on the one broker."""
+    m = {}
+    for c in SCALING:
+        for w in (NOOP, SPIN):
+            n = (args.n_fnhost if kind == "fnhost" else args.n_celery) if w == NOOP else args.n_spin * c
+            m[(w.task, c)], _, procs = drain(kind, args, rs, n, False, logfile, w=w, concurrency=c)
+            stop(procs[0])
+    if kind == "fnhost":
+        for hosts in SCALING:
+            m[("hosts", hosts)], _, procs = drain(kind, args, rs, args.n_fnhost * hosts, False, logfile, hosts=hosts)
+            for proc in procs:
+                stop(proc)
     return m
 
 
@@ -430,13 +509,16 @@ ROWS = [  # key, label, format
     ("rtt_p99", "round trip p99 (ms)", "{:.2f}"),
     ("rss_mb", "peak RSS, worker + children (MB)", "{:.1f}"),
     ("start_ms", "start to first task done (ms)", "{:.0f}"),
+    ("landing_ms", "new plugin to its first task done (ms)", "{:.0f}"),
     ("share", "drain ignored / broker ceiling", "{:.1%}"),
 ]
+SCALING = (1, 2, 4)
 
 
 def run_broker(b, args, logs):
-    """Every round on broker `b`; returns (results, ceilings, broker CPU shares)."""
+    """Every round on broker `b`; returns (results, scaling, ceilings, broker CPU shares)."""
     results = {"fnhost": [], "celery": []}
+    scaling = {"fnhost": [], "celery": []}
     ceilings, cpu = [], []
     for i in range(1, args.rounds + 1):
         ceiling, share = b.ceiling(args.n_fnhost)
@@ -447,21 +529,31 @@ def run_broker(b, args, logs):
             m["share"] = m["drain_ignored"] / ceiling
             results[kind].append(m)
             log(f"  {kind}: " + ", ".join(f"{k} {v:,.2f}" for k, v in m.items()))
-    return results, ceilings, cpu
+        if args.scaling:
+            for kind in ("fnhost", "celery"):
+                m = measure_scaling(kind, args, b, logs / f"{b.name}-{kind}.log")
+                scaling[kind].append(m)
+                log(f"  {kind} scaling: " + ", ".join(f"{k[0]}@{k[1]} {v:,.0f}" for k, v in m.items()))
+    return results, scaling, ceilings, cpu
 
 
-def print_table(b, version, args, results, ceilings, cpu):
+def print_rows(table):
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    table.insert(1, tuple("-" * w for w in widths))
+    print()
+    for row in table:
+        print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+
+
+def print_table(b, version, args, results, scaling, ceilings, cpu):
     med = {k: {key: statistics.median(m[key] for m in ms) for key, _, _ in ROWS} for k, ms in results.items()}
     table = [(f"{b.name}: metric", "fnhost", "celery", "fnhost/celery")]
     for key, label, fmt in ROWS:
         f, c = med["fnhost"][key], med["celery"][key]
         table.append((label, fmt.format(f), fmt.format(c), f"{f / c:.2f}x" if c else "-"))
-    table.append(("broker ceiling (msg/s)", f"{statistics.median(ceilings):,.0f}", "", ""))
-    widths = [max(len(row[i]) for row in table) for i in range(4)]
-    table.insert(1, tuple("-" * w for w in widths))
-    print()
-    for row in table:
-        print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+    ceiling = statistics.median(ceilings)
+    table.append(("broker ceiling (msg/s)", f"{ceiling:,.0f}", "", ""))
+    print_rows(table)
     backend = "rpc:// (one reply queue)" if b.name == "rabbitmq" else "redis"
     print(f"\nmedians of {args.rounds} rounds, alternated fnhost/celery; nproc {os.cpu_count()}, {version}, "
           f"results {backend}, celery {celery.__version__}, python {platform.python_version()}")
@@ -469,6 +561,36 @@ def print_table(b, version, args, results, ceilings, cpu):
           f"{args.concurrency}; round trips {args.calls} after {args.warmup} warm-up; broker CPU during the "
           f"ceiling {statistics.median(cpu):.0%} of one core (below 100%: the ceiling is client-bound; "
           f"broker-bound estimate {statistics.median(c / u for c, u in zip(ceilings, cpu) if u):,.0f} msg/s)")
+    if not scaling["fnhost"]:
+        return
+    sm = {k: {key: statistics.median(m[key] for m in ms) for key in ms[0]} for k, ms in scaling.items()}
+    table = [(f"{b.name} scaling: drain, results ignored (tasks/s)", "fnhost", "celery", "fnhost/celery")]
+    for w in (NOOP, SPIN):
+        for c in SCALING:
+            f, cel = sm["fnhost"][(w.task, c)], sm["celery"][(w.task, c)]
+            table.append((f"{w.label}, concurrency {c}", f"{f:,.0f}", f"{cel:,.0f}", f"{f / cel:.2f}x"))
+    for hosts in SCALING:
+        f = sm["fnhost"][("hosts", hosts)]
+        table.append((f"no-op, {hosts} fnhost host(s) x concurrency {args.concurrency}", f"{f:,.0f}", "",
+                      f"{f / ceiling:.0%} of ceiling"))
+    print_rows(table)
+    print(f"\nN per drain: no-op fnhost {args.n_fnhost} (x hosts), celery {args.n_celery}; 1 ms task "
+          f"{args.n_spin} x concurrency for both")
+
+
+def build_dirs(args) -> dict:
+    """Private functions directories: math (libmath.so only, the same one task Celery has) and spin
+    (bench/plugins/spin.c compiled with `fnhost cflags`)."""
+    root = Path(tempfile.mkdtemp(prefix="fnhost-bench-functions-"))
+    dirs = {"math": root / "math", "spin": root / "spin"}
+    for d in dirs.values():
+        d.mkdir(mode=0o755)
+        os.chmod(d, 0o755)
+    shutil.copy2(Path(args.functions) / "libmath.so", dirs["math"] / "libmath.so")
+    cflags = subprocess.run([args.fnhost, "cflags"], check=True, capture_output=True, text=True).stdout.split()
+    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-Wall", "-Werror", "-shared", "-fPIC", *cflags,
+                    "-o", str(dirs["spin"] / "libspin.so"), str(BENCH / "plugins" / "spin.c")], check=True)
+    return dirs
 
 
 def main():
@@ -481,18 +603,22 @@ def main():
     unknown = set(kinds) - {"redis", "rabbitmq"}
     if unknown:
         sys.exit(f"unknown broker(s) {', '.join(sorted(unknown))}: use redis, rabbitmq")
+    args.dirs = build_dirs(args)
     logs = Path(tempfile.mkdtemp(prefix="fnhost-bench-logs-"))
     tables = []
-    for kind in kinds:
-        b = RedisServer() if kind == "redis" else RabbitBroker()
-        try:
-            outcome = run_broker(b, args, logs)
-            tables.append((b, b.version(), *outcome))
-        except Exception:
-            log(f"worker logs: {logs}")
-            raise
-        finally:
-            b.stop()
+    try:
+        for kind in kinds:
+            b = RedisServer() if kind == "redis" else RabbitBroker()
+            try:
+                outcome = run_broker(b, args, logs)
+                tables.append((b, b.version(), *outcome))
+            except Exception:
+                log(f"worker logs: {logs}")
+                raise
+            finally:
+                b.stop()
+    finally:
+        shutil.rmtree(args.dirs["math"].parent, ignore_errors=True)
     shutil.rmtree(logs, ignore_errors=True)
     for t in tables:
         print_table(t[0], t[1], args, *t[2:])

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 SWIFT=${SWIFT:-swift}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 SCRATCH=.build/fuzz
-TARGETS=(FuzzTaskMessage FuzzRedisEnvelope FuzzCanvasSignature FuzzPluginManifest FuzzFrame)
+TARGETS=(FuzzTaskMessage FuzzRedisEnvelope FuzzCanvasSignature FuzzPluginManifest FuzzFrame FuzzSecurePayload)
 if [ $# -ge 1 ]; then TARGETS=("$1"); shift; fi
 
 export FNHOST_FUZZ=1 SWIFT_BACKTRACE=enable=no
