@@ -10,7 +10,7 @@ PYTHON   := $(VENV)/bin/python
 BROKER   ?= redis://127.0.0.1:6379/0
 BACKEND  ?= redis://127.0.0.1:6379/1
 
-.PHONY: all deps build functions serve test unit-test interop-test fuzz venv lint clean bench deploy-check
+.PHONY: all deps build functions serve test unit-test interop-test fuzz venv lint clean bench bench-quick deploy-check
 
 all: build functions
 
@@ -61,6 +61,12 @@ test: unit-test interop-test fuzz
 bench: functions venv
 	$(SWIFT) build -c release --product fnhost
 	$(PYTHON) bench/bench.py --fnhost .build/release/fnhost --functions $(FUNCTIONS) $(BENCH_ARGS)
+
+# The headline ratios in under 2 minutes (after the build): 1 round on both brokers, no scaling table.
+# Run it before and after a change, in the same session, to compare.
+bench-quick: functions venv
+	$(SWIFT) build -c release --product fnhost
+	$(PYTHON) bench/bench.py --fnhost .build/release/fnhost --functions $(FUNCTIONS) --quick $(BENCH_ARGS)
 
 # deploy/: promtool checks and tests the alert rules; every metric used must be in MetricNames.swift.
 deploy-check:
