@@ -18,8 +18,10 @@ all: build functions
 deps:
 	@scripts/install-deps.sh
 
+# fnhost and fnhost-worker, the small executable its worker processes run (found next to fnhost).
 build: deps
 	$(SWIFT) build -c $(CONFIG) --product fnhost
+	$(SWIFT) build -c $(CONFIG) --product fnhost-worker
 
 # The example plugins, compiled into functions/ (never committed).
 functions: build
@@ -60,12 +62,14 @@ test: unit-test interop-test fuzz
 # BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--rounds 5 -c 4".
 bench: functions venv
 	$(SWIFT) build -c release --product fnhost
+	$(SWIFT) build -c release --product fnhost-worker
 	$(PYTHON) bench/bench.py --fnhost .build/release/fnhost --functions $(FUNCTIONS) $(BENCH_ARGS)
 
 # The headline ratios in under 2 minutes (after the build): 1 round on both brokers, no scaling table.
 # Run it before and after a change, in the same session, to compare.
 bench-quick: functions venv
 	$(SWIFT) build -c release --product fnhost
+	$(SWIFT) build -c release --product fnhost-worker
 	$(PYTHON) bench/bench.py --fnhost .build/release/fnhost --functions $(FUNCTIONS) --quick $(BENCH_ARGS)
 
 # deploy/: promtool checks and tests the alert rules; every metric used must be in MetricNames.swift.

@@ -7,6 +7,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "fnhost", targets: ["fnhost"]),
+        // The worker process the host starts for each plugin: small on purpose (no Foundation,
+        // YAML, OpenSSL or broker clients), so N workers cost little memory.
+        .executable(name: "fnhost-worker", targets: ["fnhost-worker"]),
         .library(name: "FnHostKit", targets: ["FnHostKit"]),
         // Example Swift plugin: `make functions` (or `swift package build-functions`) puts
         // libtext.so into functions/.
@@ -52,15 +55,22 @@ let package = Package(
         ),
 
         // Plugin loading (in worker processes only), the ABI table, libffi calls, task options.
-        .target(
-            name: "FnHostPlugins",
-            dependencies: ["FnHostCore", "CeleryProtocol", "CFnHostABI", "CFFI", "COpenSSL", .product(name: "Yams", package: "Yams")]
-        ),
+        // Linked into fnhost-worker: no YAML, no OpenSSL (the host resolves manifests and copies).
+        .target(name: "FnHostPlugins", dependencies: ["FnHostCore", "CeleryProtocol", "CFnHostABI", "CFFI"]),
 
-        // Worker processes: posix_spawn, IPC frames, supervision, the worker's own main loop.
+        // The frames host and worker processes exchange over their socketpair.
+        .target(name: "FnHostIPC", dependencies: ["FnHostCore", "CeleryProtocol"]),
+
+        // A worker process's main loop: load one plugin, run tasks, send outcomes.
+        .target(name: "FnHostWorker", dependencies: ["FnHostIPC", "FnHostPlugins", "FnHostCore", "CeleryProtocol", "CFnHostSupport"]),
+        .executableTarget(name: "fnhost-worker", dependencies: ["FnHostWorker"]),
+
+        // The host's side of worker processes: plugin files (manifests, trust, private copies),
+        // posix_spawn, supervision, hot reload.
         .target(
             name: "FnHostPool",
-            dependencies: ["FnHostCore", "FnHostPlugins", "CeleryProtocol", "CFnHostSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["FnHostCore", "FnHostPlugins", "FnHostIPC", "CeleryProtocol", "CFnHostSupport", "COpenSSL",
+                           .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")]
         ),
 
         // Message signing: Celery's auth serializer (certificates, keys, RSA-PSS) over OpenSSL.
@@ -79,7 +89,8 @@ let package = Package(
         .executableTarget(
             name: "fnhost",
             dependencies: [
-                "FnHostCore", "FnHostRedis", "FnHostAMQP", "FnHostPool", "FnHostPlugins", "FnHostObservability", "FnHostSecurity", "CeleryProtocol",
+                "FnHostCore", "FnHostRedis", "FnHostAMQP", "FnHostPool", "FnHostPlugins", "FnHostIPC", "FnHostWorker", "FnHostObservability",
+                "FnHostSecurity", "CeleryProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -107,7 +118,8 @@ let package = Package(
         .testTarget(name: "FnHostPluginsTests", dependencies: ["FnHostPlugins", "FnHostCore", "CFFI", "CRabbitMQ", "CHiredis"]),
         .testTarget(name: "FnHostRedisTests", dependencies: ["FnHostRedis", "FnHostCore"]),
         .testTarget(name: "FnHostAMQPTests", dependencies: ["FnHostAMQP", "CeleryProtocol", "CRabbitMQ", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "FnHostPoolTests", dependencies: ["FnHostPool", "FnHostCore"]),
+        .testTarget(name: "FnHostPoolTests", dependencies: ["FnHostPool", "FnHostPlugins", "FnHostIPC", "FnHostCore"]),
+        .testTarget(name: "FnHostWorkerTests", dependencies: ["FnHostWorker"]),
         .testTarget(name: "FnHostSecurityTests", dependencies: ["FnHostSecurity", "FnHostCore", "CeleryProtocol"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FnHostObservabilityTests", dependencies: ["FnHostObservability", "FnHostCore", "CeleryProtocol"]),
     ]
@@ -121,8 +133,8 @@ if Context.environment["FNHOST_FUZZ"] == "1" {
         ("FuzzTaskMessage", ["CeleryProtocol"]),
         ("FuzzRedisEnvelope", ["CeleryProtocol"]),
         ("FuzzCanvasSignature", ["CeleryProtocol"]),
-        ("FuzzPluginManifest", ["FnHostPlugins"]),
-        ("FuzzFrame", ["FnHostPool"]),
+        ("FuzzPluginManifest", ["FnHostPool"]),
+        ("FuzzFrame", ["FnHostIPC"]),
         ("FuzzSecurePayload", ["CeleryProtocol"]),
     ]
     for target in fuzzTargets {

@@ -597,6 +597,8 @@ def main():
     args = parse_args()
     if not os.access(args.fnhost, os.X_OK):
         sys.exit(f"{args.fnhost} is not executable: swift build -c release --product fnhost")
+    if not os.access(Path(args.fnhost).parent / "fnhost-worker", os.X_OK):  # else workers run `fnhost worker`
+        sys.exit(f"fnhost-worker is missing next to {args.fnhost}: swift build -c release --product fnhost-worker")
     if not (Path(args.functions) / "libmath.so").is_file():
         sys.exit(f"{args.functions}/libmath.so is missing: make functions")
     kinds = [k.strip() for k in args.brokers.split(",") if k.strip()]

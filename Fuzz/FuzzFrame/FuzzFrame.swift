@@ -1,5 +1,5 @@
 // libFuzzer target: the IPC frame decoder between the host and its worker processes. See Fuzz/README.md.
-import FnHostPool
+import FnHostIPC
 
 /// Feeds the input to a frame decoder in two pieces (split at the first byte's value) and
 /// takes every frame out, then re-encodes each and checks it decodes to the same frame. Any

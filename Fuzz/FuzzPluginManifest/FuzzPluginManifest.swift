@@ -1,5 +1,5 @@
 // libFuzzer target: the plugin manifest decoder (NAME.fnhost.yml). See Fuzz/README.md.
-import FnHostPlugins
+import FnHostPool
 
 /// Parses the input as a manifest dropped into the functions directory. Any input may be
 /// refused (with file:line: reason); none may trap.

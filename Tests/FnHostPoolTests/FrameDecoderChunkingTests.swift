@@ -1,4 +1,4 @@
-import FnHostPool
+import FnHostIPC
 import Testing
 
 /// The decoder gives the same frames whatever the read sizes (NIO's ByteToMessageDecoderVerifier idea).

@@ -1,4 +1,4 @@
-import FnHostPool
+import FnHostIPC
 import Testing
 
 @Suite struct FrameDecoderErrorTests {

@@ -1,6 +1,6 @@
 import CeleryProtocol
 import FnHostCore
-import FnHostPool
+import FnHostIPC
 import Testing
 
 @Suite struct FrameRoundTripTests {

@@ -1,6 +1,6 @@
 import CeleryProtocol
 import FnHostCore
-import FnHostPool
+import FnHostIPC
 
 /// One frame of every kind, and an outcome frame for every `TaskOutcome` case.
 enum FrameSamples {

@@ -136,3 +136,18 @@ def test_user_drops_root_for_the_host_and_its_workers(serve, make_functions, cel
 def test_user_that_does_not_exist_is_a_clear_error(fnhost_cli, make_functions):
     out = fnhost_cli("serve", "--functions", make_functions(), "--user", "no-such-user-fnhost")
     assert out.returncode != 0 and "no-such-user-fnhost: no such user" in out.stderr
+
+
+def test_workers_run_the_small_fnhost_worker_executable(serve, make_functions, celery_app):
+    # Each worker process costs memory N times over: it runs fnhost-worker (built next to
+    # fnhost by `make build`), which maps neither Foundation, YAML, OpenSSL nor a broker client.
+    host = serve(make_functions("hardening"), "-c", "1")
+    pid = worker_pid(celery_app)
+    exe = os.readlink(f"/proc/{pid}/exe")
+    assert os.path.basename(exe) == "fnhost-worker", exe
+    assert os.path.dirname(exe) == os.path.dirname(os.readlink(f"/proc/{host.pid}/exe"))
+    mapped = {line.split()[-1].rsplit("/", 1)[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines()
+              if "/" in line}
+    assert "libswiftCore.so" in mapped, sorted(mapped)  # the maps were read, and hold the runtime
+    unwanted = [name for name in mapped if name.startswith(("libFoundation", "libcrypto", "libssl", "libhiredis", "librabbitmq"))]
+    assert unwanted == [], sorted(mapped)

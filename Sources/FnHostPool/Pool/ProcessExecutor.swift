@@ -1,5 +1,6 @@
 import CeleryProtocol
 import FnHostCore
+import FnHostIPC
 import Logging
 
 #if canImport(Glibc)

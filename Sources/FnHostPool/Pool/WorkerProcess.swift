@@ -1,13 +1,14 @@
 import CFnHostSupport
 import FnHostCore
+import FnHostIPC
 import Logging
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// One worker process as the host sees it: started with `posix_spawn` of the fnhost executable
-/// (`fnhost worker`; `fork()` is unsafe in a multithreaded Swift process), talking over a
+/// One worker process as the host sees it: started with `posix_spawn` of `fnhost-worker`
+/// (`workerExecutable()`; `fork()` is unsafe in a multithreaded Swift process), talking over a
 /// socketpair, loading exactly one plugin.
 ///
 /// Hardening (the child's part is in `WorkerMain`): it inherits no descriptor but the IPC
@@ -76,6 +77,17 @@ public final class WorkerProcess: @unchecked Sendable {
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard n > 0 else { return CommandLine.arguments[0] }
         return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The executable worker processes run: `fnhost-worker` next to the running fnhost (a small
+    /// program without Foundation, YAML, OpenSSL or broker clients: about half a worker's
+    /// memory), or, where it was not built (`swift build --product fnhost` alone), fnhost
+    /// itself, whose hidden `worker` subcommand runs the same loop. Both take the same arguments.
+    public static func workerExecutable() -> String {
+        let current = currentExecutable()
+        guard let slash = current.lastIndex(of: "/") else { return current }
+        let worker = String(current[...slash]) + "fnhost-worker"
+        return access(worker, X_OK) == 0 ? worker : current
     }
 
     /// Starts a worker process; `events` is called from its reader thread, in order, ending

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CeleryProtocol
 import FnHostCore
+import FnHostIPC
 import FnHostPool
 
 #if canImport(Glibc)

@@ -1,5 +1,5 @@
 import ArgumentParser
-import FnHostPool
+import FnHostWorker
 
 #if canImport(Glibc)
 import Glibc

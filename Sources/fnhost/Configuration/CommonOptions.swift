@@ -28,7 +28,7 @@ struct PluginOptions: ParsableArguments {
     /// How plugins of the functions directory are found, checked, copied and probed.
     func loader(_ file: ConfigFile, threads: Int = 1) throws -> PluginLoader {
         PluginLoader(functionsDirectory: try functionsDirectory(file), stateDirectory: resolvedStateDirectory,
-                     executable: WorkerProcess.currentExecutable(), logLevel: pythonLogLevel, threads: threads,
+                     executable: WorkerProcess.workerExecutable(), logLevel: pythonLogLevel, threads: threads,
                      trust: PluginTrust(policy: allowUntrustedPlugins ? .allowUntrusted : .enforce))
     }
 

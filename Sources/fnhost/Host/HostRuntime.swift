@@ -96,7 +96,7 @@ final class HostRuntime: @unchecked Sendable {
                                              resultSigning: settings.signResults ? signing : nil)
         signalSources = installSignalHandlers()
 
-        let executable = WorkerProcess.currentExecutable()
+        let executable = WorkerProcess.workerExecutable()
         let box = ExecutorBox()
         let threads = settings.pool == .threads ? settings.concurrency : 1
         let loader = PluginLoader(functionsDirectory: settings.functionsDirectory, stateDirectory: settings.stateDirectory,

@@ -1,6 +1,7 @@
 import CFnHostSupport
 import CeleryProtocol
 import FnHostCore
+import FnHostIPC
 import FnHostPlugins
 
 #if canImport(Glibc)

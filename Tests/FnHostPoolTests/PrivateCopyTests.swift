@@ -1,4 +1,5 @@
 import FnHostPlugins
+import FnHostPool
 import Foundation
 import Testing
 

@@ -1,5 +1,6 @@
 import CeleryProtocol
 import FnHostCore
+import FnHostPlugins
 import Yams
 
 /// A manifest, `NAME.fnhost.yml` in the functions directory (plugin-abi.md): exposes functions

@@ -1,5 +1,6 @@
 import CeleryProtocol
 import FnHostPlugins
+import FnHostPool
 import Testing
 
 @Suite struct PluginManifestTests {
