@@ -116,7 +116,7 @@ let package = Package(
         .testTarget(name: "CeleryProtocolTests", dependencies: ["CeleryProtocol"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FnHostCoreTests", dependencies: ["FnHostCore", "CeleryProtocol", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FnHostPluginsTests", dependencies: ["FnHostPlugins", "FnHostCore", "CFFI", "CRabbitMQ", "CHiredis"]),
-        .testTarget(name: "FnHostRedisTests", dependencies: ["FnHostRedis", "FnHostCore"]),
+        .testTarget(name: "FnHostRedisTests", dependencies: ["FnHostRedis", "FnHostCore", "CHiredis"]),
         .testTarget(name: "FnHostAMQPTests", dependencies: ["FnHostAMQP", "CeleryProtocol", "CRabbitMQ", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FnHostPoolTests", dependencies: ["FnHostPool", "FnHostPlugins", "FnHostIPC", "FnHostCore"]),
         .testTarget(name: "FnHostWorkerTests", dependencies: ["FnHostWorker"]),

@@ -288,36 +288,42 @@ def proc_stat(pid) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def tree_rss_kb(root: int) -> int:
-    """VmRSS of `root` and all its descendants, found by walking /proc."""
+def tree_memory_kb(root: int) -> tuple[int, int]:
+    """(VmRSS, Pss) of `root` and all its descendants, found by walking /proc. RSS counts every
+    shared page (the language runtime, shared libraries, pages shared after fork) once per process;
+    PSS divides each page among the processes that map it, so it sums to what the tree costs."""
     children: dict[int, list[int]] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             children.setdefault(int(proc_stat(pid)[1]), []).append(int(pid))
         except OSError:
             continue  # gone meanwhile
-    total, todo = 0, [root]
+    rss = pss = 0
+    todo = [root]
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, ()))
         try:
-            total += sum(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS:"))
+            rss += sum(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS:"))
+            pss += sum(int(line.split()[1]) for line in open(f"/proc/{pid}/smaps_rollup") if line.startswith("Pss:"))
         except OSError:
             pass
-    return total
+    return rss, pss
 
 
-def sample_rss(pid: int):
-    """Samples the tree RSS of `pid` every 50 ms in a thread; returns stop(), which gives the peak (kB)."""
-    peak, done = [0], threading.Event()
+def sample_memory(pid: int):
+    """Samples the tree memory of `pid` every 50 ms in a thread; returns stop(), which gives the
+    peaks (RSS kB, PSS kB)."""
+    peak, done = [0, 0], threading.Event()
 
     def run():
         while not done.is_set():
-            peak[0] = max(peak[0], tree_rss_kb(pid))
+            rss, pss = tree_memory_kb(pid)
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
             done.wait(0.05)
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    return lambda: (done.set(), thread.join(), peak[0])[-1]
+    return lambda: (done.set(), thread.join(), tuple(peak))[-1]
 
 
 
@@ -354,14 +360,14 @@ def fill(client: redis.Redis, n: int, ignore_result: bool, w=NOOP, chunk=1000):
 def drain(kind, args, rs, n, store: bool, logfile, w=NOOP, hosts=1, concurrency=None):
     """Tasks/s from the first consumption to an empty queue with nothing unacknowledged (and, when
     results are stored, all n results), with `hosts` workers started together. With store, also
-    the peak tree RSS (one worker); returns (rate, rss_kb, procs)."""
+    the peak tree memory (one worker); returns (rate, (rss_kb, pss_kb) or None, procs)."""
     rs.flush()
     rs.fill(n, ignore_result=not store, w=w)
     functions = args.dirs["math" if w == NOOP else "spin"]
     procs = [spawn(kind, args, rs, logfile, functions=functions, concurrency=concurrency, queues=(w.task,))
              for _ in range(hosts)]
     try:
-        stop_sampling = sample_rss(procs[0].pid) if store else None
+        stop_sampling = sample_memory(procs[0].pid) if store else None
         t0 = wait_for(lambda: rs.queued(w) < n, f"{kind} to consume", procs[0], interval=0.002)
         t1 = wait_for(lambda: rs.drained(n, store, w), f"{kind} to drain {n} messages", procs[0])
         rs.settled(w)
@@ -369,10 +375,10 @@ def drain(kind, args, rs, n, store: bool, logfile, w=NOOP, hosts=1, concurrency=
         for proc in procs:
             stop(proc)
         raise
-    rss = stop_sampling() if store else None
+    memory = stop_sampling() if store else None
     if not store and rs.results_stored():
         log(f"  note: {kind} stored {rs.results_stored()} results though ignore_result was set")
-    return n / (t1 - t0), rss, procs
+    return n / (t1 - t0), memory, procs
 
 
 def producer(rs):
@@ -472,8 +478,8 @@ def measure_worker(kind, args, rs, logfile):
     m = {}
     m["drain_ignored"], _, procs = drain(kind, args, rs, n, False, logfile)
     stop(procs[0])
-    m["drain_stored"], m["rss_mb"], procs = drain(kind, args, rs, n, True, logfile)
-    m["rss_mb"] /= 1024
+    m["drain_stored"], (rss, pss), procs = drain(kind, args, rs, n, True, logfile)
+    m["rss_mb"], m["pss_mb"] = rss / 1024, pss / 1024
     try:
         m["rtt_p50"], m["rtt_p99"] = round_trips(rs, args.calls, args.warmup)
     finally:
@@ -508,6 +514,7 @@ ROWS = [  # key, label, format
     ("rtt_p50", "round trip p50 (ms)", "{:.2f}"),
     ("rtt_p99", "round trip p99 (ms)", "{:.2f}"),
     ("rss_mb", "peak RSS, worker + children (MB)", "{:.1f}"),
+    ("pss_mb", "peak PSS, worker + children (MB)", "{:.1f}"),
     ("start_ms", "start to first task done (ms)", "{:.0f}"),
     ("landing_ms", "new plugin to its first task done (ms)", "{:.0f}"),
     ("share", "drain ignored / broker ceiling", "{:.1%}"),

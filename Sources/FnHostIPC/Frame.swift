@@ -118,7 +118,7 @@ extension Frame {
         }
         func text(_ k: Int) throws(DecodingError) -> String {
             guard k < fields.count else { throw DecodingError(description: "missing field \(k) in frame kind \(kind)") }
-            guard let s = String(validating: fields[k], as: UTF8.self) else { throw DecodingError(description: "field \(k) is not UTF-8") }
+            guard let s = String(validUTF8: fields[k]) else { throw DecodingError(description: "field \(k) is not UTF-8") }
             return s
         }
         func count(_ n: Int) throws(DecodingError) {

@@ -41,7 +41,10 @@ public final class RedisConnection {
     private let url: RedisURL
     private var socket: RedisSocket?
     private var reader: UnsafeMutablePointer<redisReader>?
-    private var scriptHashes: [String: String] = [:]
+    /// SHA1 of each script loaded on this connection, by script. A short list searched with `==`,
+    /// which is immediate for the same constant (same storage), where a dictionary would hash
+    /// the whole script text on every call.
+    private var scriptHashes: [(script: String, sha: [UInt8])] = []
     private var inbound = [UInt8](repeating: 0, count: 65536)
     /// Socket read timeout in seconds (must exceed any blocking command's own timeout).
     public var readTimeout: Double {
@@ -61,7 +64,7 @@ public final class RedisConnection {
         socket = nil
         if let reader { redisReaderFree(reader) }
         reader = nil
-        scriptHashes = [:]
+        scriptHashes = []
     }
 
     private func connected() throws -> (RedisSocket, UnsafeMutablePointer<redisReader>) {
@@ -134,7 +137,7 @@ public final class RedisConnection {
     public func pipeline(_ commands: [[[UInt8]]]) throws -> [RedisReply] {
         let (socket, reader) = try connected()
         var outbound: [UInt8] = []
-        for command in commands { try Self.format(command, into: &outbound) }
+        for command in commands { RESPCommand.append(command, to: &outbound) }
         do { try outbound.withUnsafeBytes { buffer in try socket.write(buffer) } } catch {
             throw lostError("cannot send: ", error)
         }
@@ -188,35 +191,6 @@ public final class RedisConnection {
         try command(args.map { Array($0.utf8) })
     }
 
-    /// Appends `args` as one RESP command (hiredis's formatter) to `out`.
-    private static func format(_ args: [[UInt8]], into out: inout [UInt8]) throws {
-        var pointers: [UnsafePointer<CChar>?] = []
-        var lengths: [Int] = []
-        pointers.reserveCapacity(args.count)
-        // Keep every argument's storage alive and contiguous while hiredis formats the command.
-        let total = args.reduce(0) { $0 + $1.count }
-        let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: max(total, 1))
-        defer { storage.deallocate() }
-        var offset = 0
-        for arg in args {
-            arg.withUnsafeBufferPointer { src in
-                if let base = src.baseAddress { (storage + offset).update(from: base, count: arg.count) }
-            }
-            pointers.append(UnsafeRawPointer(storage + offset).assumingMemoryBound(to: CChar.self))
-            lengths.append(arg.count)
-            offset += arg.count
-        }
-        var command: UnsafeMutablePointer<CChar>?
-        let length = pointers.withUnsafeMutableBufferPointer { p in
-            lengths.withUnsafeBufferPointer { l in
-                redisFormatCommandArgv(&command, Int32(args.count), p.baseAddress, l.baseAddress)
-            }
-        }
-        guard length >= 0, let command else { throw RedisError(description: "cannot format a Redis command", connectionLost: false) }
-        defer { redisFreeCommand(command) }
-        out.append(contentsOf: UnsafeRawBufferPointer(start: command, count: Int(length)))
-    }
-
     private static func convert(_ r: UnsafeMutablePointer<redisReply>) -> RedisReply {
         let reply = r.pointee
         switch reply.type {
@@ -248,19 +222,22 @@ public final class RedisConnection {
 
     /// Runs the same script once per call, pipelined.
     public func pipelineScripts(_ script: String, calls: [(keys: [[UInt8]], args: [[UInt8]])]) throws -> [RedisReply] {
-        if scriptHashes[script] == nil {
-            guard case .string(let sha) = try command([Array("SCRIPT".utf8), Array("LOAD".utf8), Array(script.utf8)]) else {
+        let sha: [UInt8]
+        if let loaded = scriptHashes.first(where: { $0.script == script }) {
+            sha = loaded.sha
+        } else {
+            guard case .string(let loaded) = try command([Array("SCRIPT".utf8), Array("LOAD".utf8), Array(script.utf8)]) else {
                 throw RedisError(description: "SCRIPT LOAD failed", connectionLost: false)
             }
-            scriptHashes[script] = String(decoding: sha, as: UTF8.self)
+            scriptHashes.append((script: script, sha: loaded))
+            sha = loaded
         }
-        let sha = Array(scriptHashes[script]!.utf8)
         let commands = calls.map { call in
             [Array("EVALSHA".utf8), sha, Array(String(call.keys.count).utf8)] + call.keys + call.args
         }
         let replies = try pipeline(commands)
         if replies.contains(where: { if case .error(let e) = $0 { return e.hasPrefix("NOSCRIPT") } else { return false } }) {
-            scriptHashes[script] = nil
+            scriptHashes.removeAll { $0.script == script }
             return try pipelineScripts(script, calls: calls)
         }
         return replies

@@ -32,6 +32,14 @@ import Testing
         #expect(Base64.decode(Array(text.utf8)) == nil)
     }
 
+    @Test func contiguousAndNonContiguousInputDecodeAlike() {
+        for (plain, encoded) in Self.rfc4648 {
+            #expect(Base64.decode(encoded.utf8) == Array(plain.utf8))  // contiguous (native String)
+            #expect(Base64.decode(Array(encoded.utf8).lazy.map { $0 }) == Array(plain.utf8))  // not contiguous
+        }
+        #expect(Base64.decode("Zm9v!".utf8.lazy.map { $0 }) == nil)
+    }
+
     @Test func nonAsciiBytesAreRejected() {
         #expect(Base64.decode([0x5A, 0x67, 0xFF, 0x3D]) == nil)
         #expect(Base64.decode([0x80, 0x80, 0x80, 0x80]) == nil)

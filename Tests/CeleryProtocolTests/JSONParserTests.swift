@@ -106,4 +106,28 @@ import Testing
         #expect(value["id"] == .string("last"))
         #expect(value.objectValue?.keys == ["id", "task"])
     }
+
+    /// Python's `json.loads`: a key given twice keeps its last value, at the place of its first
+    /// occurrence. Small objects (pairwise check) and large ones (hashed) alike.
+    @Test(arguments: [2, 19, 32, 33, 100])
+    func aRepeatedKeyKeepsItsLastValueAtItsFirstPlace(keys: Int) throws {
+        var members = (0..<keys).map { "\"key\($0)\": \($0)" }
+        members.append("\"key0\": \"last\"")
+        let object = try #require(try JSONParser.parse("{" + members.joined(separator: ", ") + "}").objectValue)
+        #expect(object.count == keys)
+        #expect(object.keys == (0..<keys).map { "key\($0)" })
+        #expect(object["key0"] == .string("last"))
+        #expect(object["key\(keys - 1)"] == .int(Int64(keys - 1)))
+    }
+
+    @Test(arguments: [3, 19, 40])
+    func distinctKeysOfEqualLengthAreKept(keys: Int) throws {
+        // Same length, differing only in the last byte: the length check alone must not decide.
+        let members = (0..<keys).map { "\"k\(String(format2($0)))\": \($0)" }
+        let object = try #require(try JSONParser.parse("{" + members.joined(separator: ", ") + "}").objectValue)
+        #expect(object.count == keys)
+    }
 }
+
+/// `n` as two digits.
+private func format2(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }

@@ -130,6 +130,9 @@ public struct JSONParser {
             var entries: [(key: String, value: JSON)] = []
             skipSpace()
             if peek() == UInt8(ascii: "}") { index += 1; return .object(JSONObject(entries)) }
+            // Room for a message's headers (19 keys in protocol 2) at once, instead of growing
+            // the array five times: objects on the hot path are small and short-lived.
+            entries.reserveCapacity(24)
             while true {
                 skipSpace()
                 guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
@@ -151,14 +154,16 @@ public struct JSONParser {
         static func lastValueWins(_ entries: [(key: String, value: JSON)]) -> [(key: String, value: JSON)] {
             guard entries.count > 1 else { return entries }
             var duplicated = false
-            if entries.count <= 16 {
-                // Envelopes and headers are small objects: comparing keys pairwise costs less
-                // than hashing every one of them (this runs for every object of every message).
+            if entries.count <= 32 {
+                // Envelopes and headers (19 keys in protocol 2) are small objects: comparing keys
+                // pairwise, lengths first, costs less than hashing every one of them (this runs
+                // for every object of every message).
+                let lengths = entries.map { $0.key.utf8.count }
                 search: for i in 1..<entries.count {
-                    for j in 0..<i where entries[j].key == entries[i].key { duplicated = true; break search }
+                    for j in 0..<i where lengths[j] == lengths[i] && entries[j].key == entries[i].key { duplicated = true; break search }
                 }
             } else {
-                var seen = Set<String>()
+                var seen = Set<String>(minimumCapacity: entries.count)
                 for entry in entries where !seen.insert(entry.key).inserted { duplicated = true; break }
             }
             guard duplicated else { return entries }
@@ -239,17 +244,21 @@ public struct JSONParser {
         mutating func parseString() throws(Error) -> String {
             index += 1
             let start = index
-            // Fast path: no escapes, plain UTF-8 up to the closing quote.
+            // Fast path: no escapes, plain UTF-8 up to the closing quote; all-ASCII text (the
+            // usual case) needs no UTF-8 validation.
+            var high: UInt8 = 0
             while index < bytes.count {
                 let c = bytes[index]
                 if c == UInt8(ascii: "\"") {
                     let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
                     index += 1
-                    guard let s = String(validating: slice, as: UTF8.self) else {
+                    if high < 0x80 { return String(decoding: slice, as: UTF8.self) }
+                    guard let s = String(validUTF8: slice) else {
                         throw Error(message: "string is not valid UTF-8", offset: start)
                     }
                     return s
                 }
+                high |= c
                 if c == UInt8(ascii: "\\") { break }
                 if c < 0x20 { throw error("control character in string") }
                 index += 1
@@ -259,7 +268,7 @@ public struct JSONParser {
                 guard let c = next() else { throw error("unterminated string") }
                 switch c {
                 case UInt8(ascii: "\""):
-                    guard let s = String(validating: scalars, as: UTF8.self) else {
+                    guard let s = String(validUTF8: scalars) else {
                         throw Error(message: "string is not valid UTF-8", offset: start)
                     }
                     return s

@@ -36,24 +36,49 @@ public enum Base64 {
     /// The bytes `text` encodes, or `nil` when it is not valid padded base64.
     /// Python's `base64.b64decode` also tolerates missing padding; so does this.
     public static func decode(_ text: some Collection<UInt8>) -> [UInt8]? {
-        var input = Array(text)
-        while let last = input.last, last == UInt8(ascii: "=") { input.removeLast() }
-        guard input.count % 4 != 1 else { return nil }
-        if text.count - input.count > 2 { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(input.count * 3 / 4)
-        var acc: UInt32 = 0
-        var bits = 0
-        for c in input {
-            let v = reverse[Int(c)]
-            if v == 0xFF { return nil }
-            acc = acc << 6 | UInt32(v)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+        if let decoded = text.withContiguousStorageIfAvailable({ decode(buffer: $0) }) { return decoded }
+        return Array(text).withUnsafeBufferPointer { decode(buffer: $0) }
+    }
+
+    /// `decode` over contiguous bytes: four characters at a time into a preallocated array (a
+    /// task body is decoded once per message on the hot path).
+    static func decode(buffer: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        var n = buffer.count
+        while n > 0 && buffer[n - 1] == UInt8(ascii: "=") { n -= 1 }
+        guard n % 4 != 1, buffer.count - n <= 2 else { return nil }
+        let outCount = n / 4 * 3 + (n % 4 == 0 ? 0 : n % 4 - 1)
+        var valid = true
+        let out = reverse.withUnsafeBufferPointer { table in
+            [UInt8](unsafeUninitializedCapacity: outCount) { out, initialized in
+                // Valid characters map to 0...63; 0xFF (not in the alphabet) sets the top bits.
+                var i = 0
+                var o = 0
+                while i + 4 <= n {
+                    let a = table[Int(buffer[i])], b = table[Int(buffer[i + 1])]
+                    let c = table[Int(buffer[i + 2])], d = table[Int(buffer[i + 3])]
+                    guard (a | b | c | d) & 0xC0 == 0 else { valid = false; initialized = 0; return }
+                    let v = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                    out[o] = UInt8(truncatingIfNeeded: v >> 16)
+                    out[o + 1] = UInt8(truncatingIfNeeded: v >> 8)
+                    out[o + 2] = UInt8(truncatingIfNeeded: v)
+                    i += 4
+                    o += 3
+                }
+                if n - i >= 2 {
+                    let a = table[Int(buffer[i])], b = table[Int(buffer[i + 1])]
+                    let c = n - i == 3 ? table[Int(buffer[i + 2])] : 0
+                    guard (a | b | c) & 0xC0 == 0 else { valid = false; initialized = 0; return }
+                    let v = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6
+                    out[o] = UInt8(truncatingIfNeeded: v >> 16)
+                    o += 1
+                    if n - i == 3 {
+                        out[o] = UInt8(truncatingIfNeeded: v >> 8)
+                        o += 1
+                    }
+                }
+                initialized = o
             }
         }
-        return out
+        return valid ? out : nil
     }
 }

@@ -2,7 +2,9 @@ import CeleryProtocol
 
 /// A task accepted for execution: the delivery, its decoded message, the function that runs it
 /// and the limits that apply, merged from the function's options and the message's headers.
-public struct TaskRequest: Sendable {
+/// Immutable; a class so that holding it in the dispatcher's tables and passing it between
+/// threads retains one reference instead of copying every field of the message.
+public final class TaskRequest: Sendable {
     public let delivery: Delivery
     public let message: TaskMessage
     public let function: RegisteredFunction

@@ -4,7 +4,7 @@ import Glibc
 
 /// A mutex with a condition variable: the one synchronization primitive of the host's threads.
 public final class ConditionLock: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
+    @usableFromInline var mutex = pthread_mutex_t()
     private var cond = pthread_cond_t()
 
     public init() {
@@ -21,7 +21,9 @@ public final class ConditionLock: @unchecked Sendable {
         pthread_mutex_destroy(&mutex)
     }
 
-    /// Runs `body` holding the lock.
+    /// Runs `body` holding the lock. Inlinable, so callers in other modules get a specialized
+    /// copy instead of a generic call on every hot-path lock.
+    @inlinable
     public func withLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }

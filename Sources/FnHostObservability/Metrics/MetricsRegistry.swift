@@ -14,6 +14,13 @@ public final class MetricsRegistry: @unchecked Sendable {
         var counts: [Int]
         var sum = 0.0
         var count = 0
+
+        /// Counts `value` in every bucket whose upper bound it does not exceed (cumulative).
+        mutating func record(_ value: Double, buckets: [Double]) {
+            for (i, bound) in buckets.enumerated() where value <= bound { counts[i] += 1 }
+            sum += value
+            count += 1
+        }
     }
 
     private let lock = ConditionLock()
@@ -48,11 +55,9 @@ public final class MetricsRegistry: @unchecked Sendable {
     public func observe(_ family: MetricFamily, _ labels: [String], _ value: Double) {
         precondition(family.kind == .histogram && labels.count == family.labels.count, "\(family.name): wrong kind or labels")
         lock.withLock {
-            var h = histograms[family.name, default: [:]][labels] ?? Histogram(counts: Array(repeating: 0, count: family.buckets.count))
-            for (i, bound) in family.buckets.enumerated() where value <= bound { h.counts[i] += 1 }
-            h.sum += value
-            h.count += 1
-            histograms[family.name, default: [:]][labels] = h
+            // In place: a copy taken out of the table and written back would copy `counts` too.
+            histograms[family.name, default: [:]][labels, default: Histogram(counts: Array(repeating: 0, count: family.buckets.count))]
+                .record(value, buckets: family.buckets)
         }
     }
 
