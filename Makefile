@@ -10,7 +10,7 @@ PYTHON   := $(VENV)/bin/python
 BROKER   ?= redis://127.0.0.1:6379/0
 BACKEND  ?= redis://127.0.0.1:6379/1
 
-.PHONY: all deps build functions serve test unit-test interop-test fuzz venv lint clean bench bench-quick deploy-check
+.PHONY: all deps build functions serve test unit-test interop-test fuzz venv lint clean bench bench-quick bench-instructions deploy-check
 
 all: build functions
 
@@ -71,6 +71,15 @@ bench-quick: functions venv
 	$(SWIFT) build -c release --product fnhost
 	$(SWIFT) build -c release --product fnhost-worker
 	$(PYTHON) bench/bench.py --fnhost .build/release/fnhost --functions $(FUNCTIONS) --quick $(BENCH_ARGS)
+
+# Instructions the host executes per no-op task (valgrind's callgrind): stable on a noisy machine,
+# so a change can be judged from one run. BENCH_BUILDS compares several fnhost executables.
+BENCH_BUILDS ?= .build/release/fnhost
+bench-instructions: functions venv
+	@scripts/install-deps.sh valgrind
+	$(SWIFT) build -c release --product fnhost
+	$(SWIFT) build -c release --product fnhost-worker
+	cd bench && ../$(PYTHON) instructions.py $(abspath $(BENCH_BUILDS)) --functions $(abspath $(FUNCTIONS))
 
 # deploy/: promtool checks and tests the alert rules; every metric used must be in MetricNames.swift.
 deploy-check:

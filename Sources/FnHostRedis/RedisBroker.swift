@@ -37,6 +37,8 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     private let unackedKey = Array("unacked".utf8)
     private let unackedIndexKey = Array("unacked_index".utf8)
     let leasesKey = Array(RedisBroker.leasesKey.utf8)
+    /// `fetchKeys` of the last set of queues fetched from (used by the consumer thread only).
+    private var fetchKeysCache: (queues: [String], value: (keys: [[UInt8]], keyQueueIndex: [[UInt8]], listKeys: [String]))?
     /// Seconds a delivery's lease lasts unless renewed (`fnhost_lease_timeout`).
     public let leaseTimeout: Double
 
@@ -61,16 +63,14 @@ public final class RedisBroker: Broker, @unchecked Sendable {
         bucket == 0 ? queue : queue + separator + String(bucket)
     }
 
-    /// The queue a list key belongs to (cut at the last separator, as kombu does).
+    /// The queue a list key belongs to (cut at the last separator, as kombu does). The separator
+    /// is ASCII, so cutting the UTF-8 bytes before it leaves whole characters.
     static func queue(ofKey key: String) -> String {
-        let sep = Array(separator.unicodeScalars)
-        let scalars = Array(key.unicodeScalars)
-        if scalars.count > 2 {
-            for i in stride(from: scalars.count - 2, through: 0, by: -1) where scalars[i] == sep[0] && scalars[i + 1] == sep[1] {
-                var s = String.UnicodeScalarView()
-                s.append(contentsOf: scalars[..<i])
-                return String(s)
-            }
+        var utf8 = Array(key.utf8)
+        guard utf8.count > 2 else { return key }
+        for i in stride(from: utf8.count - 2, through: 0, by: -1) where utf8[i] == 0x06 && utf8[i + 1] == 0x16 {
+            utf8.removeSubrange(i...)
+            return String(decoding: utf8, as: UTF8.self)
         }
         return key
     }
@@ -91,17 +91,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
 
     public func fetch(_ plan: FetchPlan, timeout: Double) throws -> [Delivery] {
         guard plan.total > 0, !plan.entries.isEmpty else { return [] }
-        var keys: [[UInt8]] = [unackedKey, unackedIndexKey, leasesKey]
-        var keyQueueIndex: [[UInt8]] = []
-        var listKeys: [String] = []
-        for bucket in Self.priorityBuckets {
-            for (i, entry) in plan.entries.enumerated() {
-                let key = Self.key(queue: entry.queue, bucket: bucket)
-                listKeys.append(key)
-                keys.append(Array(key.utf8))
-                keyQueueIndex.append(Array(String(i + 1).utf8))
-            }
-        }
+        let (keys, keyQueueIndex, listKeys) = fetchKeys(plan.entries.map(\.queue))
         var args: [[UInt8]] = [Array(String(plan.total).utf8), Array(String(plan.entries.count).utf8)]
         args += plan.entries.map { Array(String($0.limit).utf8) }
         args += keyQueueIndex
@@ -159,6 +149,25 @@ public final class RedisBroker: Broker, @unchecked Sendable {
             if case .error(let e) = replies.last! { logger.error("recording delivery \(delivery.tag) as unacknowledged failed: \(e)") }
         }
         return [delivery]
+    }
+
+    /// The fetch script's keys for `queues` (every priority bucket of each), the queue index of
+    /// each list key, and the list keys: built once per set of queues, not on every fetch.
+    private func fetchKeys(_ queues: [String]) -> (keys: [[UInt8]], keyQueueIndex: [[UInt8]], listKeys: [String]) {
+        if let cached = fetchKeysCache, cached.queues == queues { return cached.value }
+        var keys: [[UInt8]] = [unackedKey, unackedIndexKey, leasesKey]
+        var keyQueueIndex: [[UInt8]] = []
+        var listKeys: [String] = []
+        for bucket in Self.priorityBuckets {
+            for (i, queue) in queues.enumerated() {
+                let key = Self.key(queue: queue, bucket: bucket)
+                listKeys.append(key)
+                keys.append(Array(key.utf8))
+                keyQueueIndex.append(Array(String(i + 1).utf8))
+            }
+        }
+        fetchKeysCache = (queues, (keys, keyQueueIndex, listKeys))
+        return (keys, keyQueueIndex, listKeys)
     }
 
     /// The delivery of a popped message, and its envelope when it parsed (decoded once).
