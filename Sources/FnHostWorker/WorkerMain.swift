@@ -8,7 +8,8 @@ import FnHostPlugins
 import Glibc
 #endif
 
-/// The main loop of a worker process (`fnhost worker`, started by the host with `posix_spawn`).
+/// The main loop of a worker process (`fnhost-worker`, or `fnhost worker` where that was not
+/// built; started by the host with `posix_spawn`).
 ///
 /// Loads one plugin from its private copy, reports its registry (or why it failed), then runs
 /// tasks as the host asks, until told to shut down or the host goes away: one at a time
