@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import RESULT_TIMEOUT
+from helpers import RESULT_TIMEOUT, clean_env
 
 
 @pytest.fixture
@@ -19,6 +19,20 @@ def examples(make_functions):
 
 def test_call_prints_json_result_and_exits_zero(fnhost_cli, examples):
     out = fnhost_cli("call", "--functions", examples, "math.add", "2", "3")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "5"
+
+
+def test_call_without_fnhost_worker_beside_fnhost_runs_the_worker_subcommand(fnhost, examples, tmp_path):
+    # `swift build --product fnhost` alone builds no fnhost-worker: the host then starts its
+    # workers as `fnhost worker`, the same loop inside the full executable.
+    alone = tmp_path / "bin" / "fnhost"
+    alone.parent.mkdir()
+    alone.write_bytes(Path(fnhost).read_bytes())
+    alone.chmod(0o755)
+    assert not (alone.parent / "fnhost-worker").exists()
+    out = subprocess.run([str(alone), "call", "--functions", str(examples), "math.add", "2", "3"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env=clean_env())
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "5"
 
