@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import RESULT_TIMEOUT, wait_until
+from helpers import RESULT_TIMEOUT, Host, wait_until
 
 
 def proc_status(pid: int) -> dict[str, str]:
@@ -146,8 +146,26 @@ def test_workers_run_the_small_fnhost_worker_executable(serve, make_functions, c
     exe = os.readlink(f"/proc/{pid}/exe")
     assert os.path.basename(exe) == "fnhost-worker", exe
     assert os.path.dirname(exe) == os.path.dirname(os.readlink(f"/proc/{host.pid}/exe"))
+    assert "fnhost-worker is not beside" not in host.log
     mapped = {line.split()[-1].rsplit("/", 1)[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines()
               if "/" in line}
     assert "libswiftCore.so" in mapped, sorted(mapped)  # the maps were read, and hold the runtime
     unwanted = [name for name in mapped if name.startswith(("libFoundation", "libcrypto", "libssl", "libhiredis", "librabbitmq"))]
     assert unwanted == [], sorted(mapped)
+
+
+def test_without_fnhost_worker_the_host_says_so_and_still_serves(fnhost, make_functions, celery_app, transport, tmp_path):
+    # Only `fnhost` built: its workers run `fnhost worker` (the full executable), and the host
+    # warns once at start, naming the missing executable and how to build it.
+    alone = tmp_path / "bin" / "fnhost"
+    alone.parent.mkdir()
+    alone.write_bytes(Path(fnhost).read_bytes())
+    alone.chmod(0o755)
+    host = Host(str(alone), make_functions("hardening"), ["-c", "1", "--broker", transport.broker_url, "--backend", transport.backend_url])
+    try:
+        host.wait_ready()
+        pid = worker_pid(celery_app)
+        assert os.readlink(f"/proc/{pid}/exe") == str(alone)
+        assert "fnhost-worker is not beside" in host.log and "swift build --product fnhost-worker" in host.log
+    finally:
+        host.stop()

@@ -97,6 +97,9 @@ final class HostRuntime: @unchecked Sendable {
         signalSources = installSignalHandlers()
 
         let executable = WorkerProcess.workerExecutable()
+        if executable == WorkerProcess.currentExecutable() {
+            logger.warning("fnhost-worker is not beside \(executable): worker processes run `fnhost worker`, about twice the memory each (build it: swift build --product fnhost-worker)")
+        }
         let box = ExecutorBox()
         let threads = settings.pool == .threads ? settings.concurrency : 1
         let loader = PluginLoader(functionsDirectory: settings.functionsDirectory, stateDirectory: settings.stateDirectory,
