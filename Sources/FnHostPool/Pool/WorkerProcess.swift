@@ -125,8 +125,13 @@ public final class WorkerProcess: @unchecked Sendable {
         if !hasBacktraceSetting { env.append(strdup("SWIFT_BACKTRACE=enable=no")) }
         env.append(nil)
         defer { env.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, spec.executable, &actions, nil, &argv, &env)
+        // On the one long-lived spawn thread: the worker's parent-death signal follows the
+        // thread that spawned it (see SpawnThread).
+        let (rc, pid): (Int32, pid_t) = SpawnThread.shared.perform {
+            var pid: pid_t = 0
+            let rc = posix_spawn(&pid, spec.executable, &actions, nil, &argv, &env)
+            return (rc, pid)
+        }
         close(fds[1])
         guard rc == 0 else {
             close(fds[0])
