@@ -17,6 +17,20 @@ import Glibc
 /// tasks finish, then calls `fnhost_plugin_fini`. Dies with the host (parent-death signal), so
 /// no worker outlives it.
 public enum WorkerMain {
+    /// The worker's command line (`WorkerArguments`, without the program name) parsed and run:
+    /// the entry point of both `fnhost-worker` and `fnhost worker`. A command line it cannot
+    /// read is answered on stderr with the reason and the usage, and exit status 64.
+    public static func main(_ arguments: [String]) -> Int32 {
+        switch WorkerArguments.parse(arguments) {
+        case .success(let a):
+            return run(fd: a.fd, pluginPath: a.pluginPath, pluginName: a.pluginName, logLevel: a.logLevel, threads: a.threads)
+        case .failure(let error):
+            let text = "fnhost-worker: \(error.description)\n\(WorkerArguments.usage)\n"
+            _ = text.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+            return 64
+        }
+    }
+
     /// Runs the worker on `fd` (its end of the socketpair); returns the exit status.
     public static func run(fd: Int32, pluginPath: String, pluginName: String, logLevel: Int32, threads: Int = 1) -> Int32 {
         _ = fnhost_set_parent_death_signal(SIGKILL)

@@ -12,11 +12,4 @@ import Glibc
 //
 // A leading `worker` is accepted so the host passes the same arguments to either executable.
 
-switch WorkerArguments.parse(Array(CommandLine.arguments.dropFirst())) {
-case .success(let a):
-    exit(WorkerMain.run(fd: a.fd, pluginPath: a.pluginPath, pluginName: a.pluginName, logLevel: a.logLevel, threads: a.threads))
-case .failure(let error):
-    let text = "fnhost-worker: \(error.description)\n\(WorkerArguments.usage)\n"
-    _ = text.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
-    exit(64)
-}
+exit(WorkerMain.main(Array(CommandLine.arguments.dropFirst())))
