@@ -3,44 +3,42 @@
 /// the connection's outbound buffer: no copy of the arguments, and no `sprintf` per argument
 /// (which cost ~30 calls of `vsprintf` per task on the hot path).
 enum RESPCommand {
-    /// Appends `args` as one command to `out`.
+    /// The bytes `append` adds for `args`.
+    static func size(_ args: [[UInt8]]) -> Int {
+        args.reduce(16) { $0 + $1.count + 16 }  // 16: generous room for `$<length>\r\n` and `\r\n`
+    }
+
+    /// Appends `args` as one command to `out` (reserve `size` first for many commands at once).
     static func append(_ args: [[UInt8]], to out: inout [UInt8]) {
-        var size = 16
-        for arg in args { size += arg.count + 16 }
-        out.reserveCapacity(out.count + size)
         out.append(UInt8(ascii: "*"))
         appendDecimal(args.count, to: &out)
-        out.append(13)
-        out.append(10)
+        out.append(contentsOf: crlf)
         for arg in args {
             out.append(UInt8(ascii: "$"))
             appendDecimal(arg.count, to: &out)
-            out.append(13)
-            out.append(10)
+            out.append(contentsOf: crlf)
             out.append(contentsOf: arg)
-            out.append(13)
-            out.append(10)
+            out.append(contentsOf: crlf)
         }
     }
 
-    /// The decimal digits of `value` (not negative).
+    /// The decimal digits of `value` (not negative), written in place from the last one.
     static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
-        if value < 10 {
-            out.append(UInt8(ascii: "0") + UInt8(value))
-            return
+        var count = 1
+        var rest = value
+        while rest >= 10 {
+            rest /= 10
+            count += 1
         }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: count))
         var n = value
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            while n > 0 {
-                buffer[count] = UInt8(ascii: "0") + UInt8(n % 10)
-                n /= 10
-                count += 1
-            }
-            for i in stride(from: count - 1, through: 0, by: -1) { out.append(buffer[i]) }
-        }
+        var i = out.count
+        repeat {
+            i -= 1
+            out[i] = UInt8(ascii: "0") + UInt8(n % 10)
+            n /= 10
+        } while n > 0
     }
+
+    private static let crlf: [UInt8] = [13, 10]
 }

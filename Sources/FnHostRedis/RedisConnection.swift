@@ -137,6 +137,7 @@ public final class RedisConnection {
     public func pipeline(_ commands: [[[UInt8]]]) throws -> [RedisReply] {
         let (socket, reader) = try connected()
         var outbound: [UInt8] = []
+        outbound.reserveCapacity(commands.reduce(0) { $0 + RESPCommand.size($1) })
         for command in commands { RESPCommand.append(command, to: &outbound) }
         do { try outbound.withUnsafeBytes { buffer in try socket.write(buffer) } } catch {
             throw lostError("cannot send: ", error)
