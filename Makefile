@@ -10,7 +10,7 @@ PYTHON   := $(VENV)/bin/python
 BROKER   ?= redis://127.0.0.1:6379/0
 BACKEND  ?= redis://127.0.0.1:6379/1
 
-.PHONY: all deps build functions serve test unit-test interop-test fuzz venv lint clean bench bench-quick bench-instructions deploy-check
+.PHONY: all deps build functions serve test unit-test interop-test fuzz venv lint clean bench bench-quick bench-instructions release deploy-check
 
 all: build functions
 
@@ -58,27 +58,25 @@ fuzz: deps
 # a bounded run of every fuzz target.
 test: unit-test interop-test fuzz
 
+# fnhost and fnhost-worker, release build (what the benches measure).
+release: deps
+	$(MAKE) build CONFIG=release
+
 # fnhost (release) against a stock Celery 5.7 worker on a private redis-server; see bench/README.md.
 # BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--rounds 5 -c 4".
-bench: functions venv
-	$(SWIFT) build -c release --product fnhost
-	$(SWIFT) build -c release --product fnhost-worker
+bench: functions venv release
 	$(PYTHON) bench/bench.py --fnhost .build/release/fnhost --functions $(FUNCTIONS) $(BENCH_ARGS)
 
 # The headline ratios in under 2 minutes (after the build): 1 round on both brokers, no scaling table.
 # Run it before and after a change, in the same session, to compare.
-bench-quick: functions venv
-	$(SWIFT) build -c release --product fnhost
-	$(SWIFT) build -c release --product fnhost-worker
+bench-quick: functions venv release
 	$(PYTHON) bench/bench.py --fnhost .build/release/fnhost --functions $(FUNCTIONS) --quick $(BENCH_ARGS)
 
 # Instructions the host executes per no-op task (valgrind's callgrind): stable on a noisy machine,
 # so a change can be judged from one run. BENCH_BUILDS compares several fnhost executables.
 BENCH_BUILDS ?= .build/release/fnhost
-bench-instructions: functions venv
+bench-instructions: functions venv release
 	@scripts/install-deps.sh valgrind
-	$(SWIFT) build -c release --product fnhost
-	$(SWIFT) build -c release --product fnhost-worker
 	cd bench && ../$(PYTHON) instructions.py $(abspath $(BENCH_BUILDS)) --functions $(abspath $(FUNCTIONS))
 
 # deploy/: promtool checks and tests the alert rules; every metric used must be in MetricNames.swift.
