@@ -43,6 +43,17 @@ def fnhost() -> str:
     return path
 
 
+@pytest.fixture
+def fnhost_without_worker(fnhost, tmp_path) -> str:
+    """A copy of fnhost in a directory of its own, with no fnhost-worker beside it: what
+    `swift build --product fnhost` alone leaves (workers then run `fnhost worker`)."""
+    alone = tmp_path / "fnhost-alone" / "fnhost"
+    alone.parent.mkdir()
+    shutil.copy2(fnhost, alone)
+    assert not (alone.parent / "fnhost-worker").exists()
+    return str(alone)
+
+
 @pytest.fixture(scope="session")
 def fnhost_cli(fnhost):
     """Runs `fnhost ARGS...` to completion: fnhost_cli("list", "--functions", d) -> CompletedProcess."""

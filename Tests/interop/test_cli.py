@@ -23,15 +23,10 @@ def test_call_prints_json_result_and_exits_zero(fnhost_cli, examples):
     assert out.stdout.strip() == "5"
 
 
-def test_call_without_fnhost_worker_beside_fnhost_runs_the_worker_subcommand(fnhost, examples, tmp_path):
+def test_call_without_fnhost_worker_beside_fnhost_runs_the_worker_subcommand(fnhost_without_worker, examples):
     # `swift build --product fnhost` alone builds no fnhost-worker: the host then starts its
     # workers as `fnhost worker`, the same loop inside the full executable.
-    alone = tmp_path / "bin" / "fnhost"
-    alone.parent.mkdir()
-    alone.write_bytes(Path(fnhost).read_bytes())
-    alone.chmod(0o755)
-    assert not (alone.parent / "fnhost-worker").exists()
-    out = subprocess.run([str(alone), "call", "--functions", str(examples), "math.add", "2", "3"],
+    out = subprocess.run([fnhost_without_worker, "call", "--functions", str(examples), "math.add", "2", "3"],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env=clean_env())
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "5"

@@ -154,18 +154,15 @@ def test_workers_run_the_small_fnhost_worker_executable(serve, make_functions, c
     assert unwanted == [], sorted(mapped)
 
 
-def test_without_fnhost_worker_the_host_says_so_and_still_serves(fnhost, make_functions, celery_app, transport, tmp_path):
+def test_without_fnhost_worker_the_host_says_so_and_still_serves(fnhost_without_worker, make_functions, celery_app, transport):
     # Only `fnhost` built: its workers run `fnhost worker` (the full executable), and the host
     # warns once at start, naming the missing executable and how to build it.
-    alone = tmp_path / "bin" / "fnhost"
-    alone.parent.mkdir()
-    alone.write_bytes(Path(fnhost).read_bytes())
-    alone.chmod(0o755)
-    host = Host(str(alone), make_functions("hardening"), ["-c", "1", "--broker", transport.broker_url, "--backend", transport.backend_url])
+    host = Host(fnhost_without_worker, make_functions("hardening"),
+                ["-c", "1", "--broker", transport.broker_url, "--backend", transport.backend_url])
     try:
         host.wait_ready()
         pid = worker_pid(celery_app)
-        assert os.readlink(f"/proc/{pid}/exe") == str(alone)
+        assert os.readlink(f"/proc/{pid}/exe") == fnhost_without_worker
         assert "fnhost-worker is not beside" in host.log and "swift build --product fnhost-worker" in host.log
     finally:
         host.stop()
