@@ -79,11 +79,14 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
     /// The value of `key`; setting replaces it in place or appends it; setting `nil` removes it.
     public subscript(key: String) -> JSON? {
         get {
-            for entry in entries where entry.key == key { return entry.value }
+            // Lengths first: a key of another length is passed over without comparing its text.
+            let length = key.utf8.count
+            for entry in entries where entry.key.utf8.count == length && entry.key == key { return entry.value }
             return nil
         }
         set {
-            if let index = entries.firstIndex(where: { $0.key == key }) {
+            let length = key.utf8.count
+            if let index = entries.firstIndex(where: { $0.key.utf8.count == length && $0.key == key }) {
                 if let newValue { entries[index].value = newValue } else { entries.remove(at: index) }
             } else if let newValue {
                 entries.append((key: key, value: newValue))
