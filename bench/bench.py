@@ -288,27 +288,53 @@ def proc_stat(pid) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def tree_memory_kb(root: int) -> tuple[int, int]:
-    """(VmRSS, Pss) of `root` and all its descendants, found by walking /proc. RSS counts every
-    shared page (the language runtime, shared libraries, pages shared after fork) once per process;
-    PSS divides each page among the processes that map it, so it sums to what the tree costs."""
+def tree_pids(root: int) -> list[int]:
+    """`root` and all its descendants, found by walking /proc."""
     children: dict[int, list[int]] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             children.setdefault(int(proc_stat(pid)[1]), []).append(int(pid))
         except OSError:
             continue  # gone meanwhile
-    rss = pss = 0
-    todo = [root]
+    pids, todo = [], [root]
     while todo:
         pid = todo.pop()
+        pids.append(pid)
         todo.extend(children.get(pid, ()))
+    return pids
+
+
+def tree_memory_kb(root: int) -> tuple[int, int]:
+    """(VmRSS, Pss) of `root` and all its descendants. RSS counts every shared page (the language
+    runtime, shared libraries, pages shared after fork) once per process; PSS divides each page
+    among the processes that map it, so it sums to what the tree costs."""
+    rss = pss = 0
+    for pid in tree_pids(root):
         try:
             rss += sum(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS:"))
             pss += sum(int(line.split()[1]) for line in open(f"/proc/{pid}/smaps_rollup") if line.startswith("Pss:"))
         except OSError:
             pass
     return rss, pss
+
+
+def tree_cpu_and_switches(root: int) -> tuple[float, int]:
+    """CPU seconds (user + system, all threads) used so far by `root` and its descendants, and the
+    voluntary context switches of all their threads: each is a thread going to sleep to wait (for
+    a socket, a lock, a child), so per round trip it counts the hand-offs on the task's path."""
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu, switches = 0.0, 0
+    for pid in tree_pids(root):
+        try:
+            f = proc_stat(pid)
+            cpu += (int(f[11]) + int(f[12])) / tick
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                for line in open(f"/proc/{pid}/task/{tid}/status"):
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        switches += int(line.split()[1])
+        except OSError:
+            pass
+    return cpu, switches
 
 
 def sample_memory(pid: int):
@@ -387,16 +413,21 @@ def producer(rs):
     return closing(Celery("bench-producer", broker=rs.broker_url, backend=rs.backend_url, set_as_current=False))
 
 
-def round_trips(rs, calls: int, warmup: int):
-    """p50 and p99 in ms of send_task(...).get() against a running worker."""
+def round_trips(rs, calls: int, warmup: int, worker: int):
+    """p50 and p99 in ms of send_task(...).get() against a running worker (pid `worker`), and the
+    worker tree's CPU (µs) and voluntary context switches per timed round trip."""
     times = []
     with producer(rs) as app:
         for i in range(warmup + calls):
+            if i == warmup:
+                cpu0, switches0 = tree_cpu_and_switches(worker)
             t = time.perf_counter()
             app.send_task(QUEUE, args=[2, 3], queue=QUEUE).get(timeout=60)
             times.append((time.perf_counter() - t) * 1000)
+    cpu1, switches1 = tree_cpu_and_switches(worker)
     times = sorted(times[warmup:])
-    return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
+    return (times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))],
+            (cpu1 - cpu0) * 1e6 / calls, (switches1 - switches0) / calls)
 
 
 def start_to_first(kind, args, rs, logfile):
@@ -481,7 +512,7 @@ def measure_worker(kind, args, rs, logfile):
     m["drain_stored"], (rss, pss), procs = drain(kind, args, rs, n, True, logfile)
     m["rss_mb"], m["pss_mb"] = rss / 1024, pss / 1024
     try:
-        m["rtt_p50"], m["rtt_p99"] = round_trips(rs, args.calls, args.warmup)
+        m["rtt_p50"], m["rtt_p99"], m["rtt_cpu_us"], m["rtt_switches"] = round_trips(rs, args.calls, args.warmup, procs[0].pid)
     finally:
         stop(procs[0])
     m["start_ms"] = start_to_first(kind, args, rs, logfile)
@@ -513,6 +544,8 @@ ROWS = [  # key, label, format
     ("drain_stored", "drain, results stored (tasks/s)", "{:,.0f}"),
     ("rtt_p50", "round trip p50 (ms)", "{:.2f}"),
     ("rtt_p99", "round trip p99 (ms)", "{:.2f}"),
+    ("rtt_cpu_us", "worker CPU per round trip (µs)", "{:,.0f}"),
+    ("rtt_switches", "context switches per round trip", "{:.1f}"),
     ("rss_mb", "peak RSS, worker + children (MB)", "{:.1f}"),
     ("pss_mb", "peak PSS, worker + children (MB)", "{:.1f}"),
     ("start_ms", "start to first task done (ms)", "{:.0f}"),
