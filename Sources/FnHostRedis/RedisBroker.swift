@@ -39,6 +39,10 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     let leasesKey = Array(RedisBroker.leasesKey.utf8)
     /// `fetchKeys` of the last set of queues fetched from (used by the consumer thread only).
     private var fetchKeysCache: (queues: [String], value: (keys: [[UInt8]], keyQueueIndex: [[UInt8]], listKeys: [String]))?
+    /// Whether the last fetch left every queue of its plan empty (it took less than a queue's
+    /// limit from each): the next fetch waits on the doorbells before it runs the script. Used
+    /// by the consumer thread only.
+    private var queuesFoundEmpty = false
     /// Seconds a delivery's lease lasts unless renewed (`fnhost_lease_timeout`).
     public let leaseTimeout: Double
 
@@ -92,6 +96,14 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     public func fetch(_ plan: FetchPlan, timeout: Double) throws -> [Delivery] {
         guard plan.total > 0, !plan.entries.isEmpty else { return [] }
         let (keys, keyQueueIndex, listKeys) = fetchKeys(plan.entries.map(\.queue))
+        // The last fetch found every queue empty: wait for a message first (a doorbell rings at
+        // once if one came meanwhile) rather than run the script over empty lists again. The
+        // script runs after the wait (also after a timeout, so a broker that went away is
+        // noticed), unless room freed for a queue this plan left out: then the caller plans again.
+        if queuesFoundEmpty, doorbells.isSupported, doorbells.wait(for: listKeys, timeout: timeout) == .interrupted {
+            return []
+        }
+        queuesFoundEmpty = false
         var args: [[UInt8]] = [Array(String(plan.total).utf8), Array(String(plan.entries.count).utf8)]
         args += plan.entries.map { Array(String($0.limit).utf8) }
         args += keyQueueIndex
@@ -111,14 +123,15 @@ public final class RedisBroker: Broker, @unchecked Sendable {
                 }
                 i += 3
             }
+            queuesFoundEmpty = Self.foundEveryQueueEmpty(plan, taken: deliveries)
             return deliveries
         }
         // Nothing waiting: wait for a message without taking it (the doorbells), and let the
         // caller fetch again with the script. Only a Redis without BLMOVE (before 6.2) takes
         // kombu's way: block in BRPOP, then record the message as unacknowledged at once.
         if doorbells.isSupported {
-            doorbells.wait(for: listKeys, timeout: timeout)
-            if doorbells.isSupported { return [] }
+            queuesFoundEmpty = true
+            return []
         }
         consumer.readTimeout = timeout + 10
         let brpop = [Array("BRPOP".utf8)] + listKeys.map { Array($0.utf8) } + [Array(String(timeout).utf8)]
@@ -149,6 +162,16 @@ public final class RedisBroker: Broker, @unchecked Sendable {
             if case .error(let e) = replies.last! { logger.error("recording delivery \(delivery.tag) as unacknowledged failed: \(e)") }
         }
         return [delivery]
+    }
+
+    /// Whether a fetch that took `taken` under `plan` found every queue empty: it took fewer than
+    /// the plan's total, and fewer than its limit from each queue (the script stops taking from
+    /// a queue only at its limit, at the total, or when all its lists are empty).
+    static func foundEveryQueueEmpty(_ plan: FetchPlan, taken: [Delivery]) -> Bool {
+        guard taken.count < plan.total else { return false }
+        var counts: [String: Int] = [:]
+        for delivery in taken { counts[delivery.queue, default: 0] += 1 }
+        return plan.entries.allSatisfy { (counts[$0.queue] ?? 0) < $0.limit }
     }
 
     /// The fetch script's keys for `queues` (every priority bucket of each), the queue index of
@@ -226,6 +249,10 @@ public final class RedisBroker: Broker, @unchecked Sendable {
             let reply = try control.command([Array("LPUSH".utf8), Array(Self.key(queue: queue, bucket: bucket).utf8), envelope])
             if case .error(let e) = reply { throw RedisError(description: "publish to \(queue) failed: \(e)", connectionLost: false) }
         }
+    }
+
+    public func fetchPlanWidened() {
+        doorbells.interrupt()
     }
 
     public func close() {

@@ -182,6 +182,35 @@ public final class RedisConnection {
         return try nextReply(reader)
     }
 
+    /// Sends one command without reading its reply (read it with `receive`): for a blocking
+    /// command that many connections wait on at once under one `poll`.
+    public func send(_ args: [[UInt8]]) throws {
+        let (socket, _) = try connected()
+        var outbound: [UInt8] = []
+        outbound.reserveCapacity(RESPCommand.size(args))
+        RESPCommand.append(args, to: &outbound)
+        do { try outbound.withUnsafeBytes { buffer in try socket.write(buffer) } } catch {
+            throw lostError("cannot send: ", error)
+        }
+    }
+
+    /// The open socket's descriptor, to `poll` before `receive`, and whether bytes may be read
+    /// that `poll` cannot see (decrypted by OpenSSL already); `nil` when closed.
+    public var pollState: (fd: Int32, buffered: Bool)? {
+        guard let socket, reader != nil else { return nil }
+        return (socket.fd, socket.hasBufferedData)
+    }
+
+    /// The next reply of a command sent with `send`, reading once from the socket if need be
+    /// (call it when `poll` says the socket is readable); `nil` while the reply is incomplete.
+    /// A broken connection throws (and the next command reconnects).
+    public func receive() throws -> RedisReply? {
+        guard let socket, let reader else { throw RedisError(description: "connection to \(url) is closed", connectionLost: true) }
+        if let reply = try nextReply(reader) { return reply }
+        guard try fill(socket, reader, once: true) else { return nil }
+        return try nextReply(reader)
+    }
+
     /// Sends one command and returns its reply.
     public func command(_ args: [[UInt8]]) throws -> RedisReply {
         try pipeline([args])[0]

@@ -27,6 +27,25 @@ import Testing
         #expect(host.executor.maxTotal == 4)
     }
 
+    /// A function that held its whole prefetch window had its queue left out of the fetch plan:
+    /// freeing a place in it tells the consumer's broker to plan again; other finishes do not.
+    @Test func aFullFunctionFreeingAPlaceWidensTheFetchPlan() throws {
+        let host = try TestHost(functions: ["limited": #"{"concurrency": 1}"#, "other": "{}"], concurrency: 2,
+                                prefetchMultiplier: 1, handlers: ["limited": succeed, "other": succeed])
+        let widened = Counter()
+        host.dispatcher.onQueueRoomFreed = { widened.increment() }
+        for i in 0..<3 { host.send(try taskMessage(id: "limited-\(i)", task: "limited")) }
+        host.start()
+        defer { host.stop() }
+        for i in 0..<3 { #expect(host.broker.waitForResult("limited-\(i)", timeout: 10)?.status == .success) }
+        // Each `limited` task held its window of one (concurrency 1 x prefetch 1).
+        #expect(eventually { widened.value == 3 })
+        host.send(try taskMessage(id: "other-0", task: "other"))
+        #expect(host.broker.waitForResult("other-0", timeout: 10)?.status == .success)
+        // `other` holds one of its two places: its queue was in every plan.
+        #expect(widened.value == 3)
+    }
+
     @Test func globalConcurrencyIsNeverExceeded() throws {
         let gate = Gate()
         let handler: InlineExecutor.Handler = { _ in gate.wait(); return .success(resultJSON: Array("null".utf8)) }

@@ -11,6 +11,14 @@ final class Gate: @unchecked Sendable {
     func wait() { lock.withLock { while !isOpen { lock.wait() } } }
 }
 
+/// A count several threads add to.
+final class Counter: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var count = 0
+    func increment() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
+}
+
 /// Runs each task inline on a background thread with a closure chosen by task name, and
 /// records what ran: start order, and how many ran at once (per function and in all).
 final class InlineExecutor: TaskExecutor, @unchecked Sendable {

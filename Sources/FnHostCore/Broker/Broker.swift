@@ -35,6 +35,16 @@ public protocol Broker: AnyObject, Sendable {
 
     /// Wakes a blocked `fetch` early and closes connections; later calls fail.
     func close()
+
+    /// Room freed for a queue that the fetch under way may not be waiting on: a `fetch` that is
+    /// waiting for messages returns early (with nothing), so the caller fetches again with a
+    /// plan that includes it. Cheap when no fetch is waiting; called from any thread.
+    func fetchPlanWidened()
+}
+
+extension Broker {
+    /// A broker whose wait for messages covers every queue it consumes needs no wake-up.
+    public func fetchPlanWidened() {}
 }
 
 /// Where task results go: Redis, rpc://, or in memory.

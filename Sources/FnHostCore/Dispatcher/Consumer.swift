@@ -32,6 +32,7 @@ public final class Consumer: @unchecked Sendable {
         self.deduplicateWith = deduplicateWith
         self.logger = logger
         self.pollTimeout = pollTimeout
+        dispatcher.onQueueRoomFreed = { [broker] in broker.fetchPlanWidened() }
     }
 
     /// Starts the fetch loop. Call it once the queues are declared: the broker counts as

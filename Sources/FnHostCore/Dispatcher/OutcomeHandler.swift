@@ -5,13 +5,15 @@ import Logging
 import Glibc
 #endif
 
-/// Performs settlements on the broker and the result backend, on a thread of its own, in batches.
+/// Performs settlements on the broker and the result backend, in batches: on a thread of its
+/// own, or (`submitAndSettle`, when nothing else is pending or under way) on the submitting
+/// thread, which saves a thread wake-up on the path of an idle host's round trip.
 ///
-/// Guarantees: settlements are carried out in the order submitted; within a batch chord sizes
-/// are set before anything is published, every publish happens before any result is stored,
-/// chord parts are counted (and a completed chord's body applied, once) after results are
-/// stored, errbacks are published after that, and all of it before any delivery is
-/// acknowledged or given back. A batch that fails (broker or backend down) is retried with
+/// Guarantees: one batch is carried out at a time, and settlements in the order submitted;
+/// within a batch chord sizes are set before anything is published, every publish happens
+/// before any result is stored, chord parts are counted (and a completed chord's body applied,
+/// once) after results are stored, errbacks are published after that, and all of it before any
+/// delivery is acknowledged or given back. A batch that fails (broker or backend down) is retried with
 /// capped backoff until it succeeds or the handler is stopped: nothing is dropped, and a
 /// delivery is never acknowledged before its result is written.
 public final class OutcomeHandler: @unchecked Sendable {
@@ -24,8 +26,13 @@ public final class OutcomeHandler: @unchecked Sendable {
     private let logger: Logger
     private let lock = ConditionLock()
     private var pending: [Settlement] = []
-    private var inFlight = 0
+    /// Whether a batch is being carried out (by the thread, or inline by a submitter).
+    private var performing = false
+    /// A batch that failed inline, with how far it got: the thread retries it before anything else.
+    private var handedOver: (batch: [Settlement], progress: Progress)?
     private var stopping = false
+    /// Threads waiting in `flush`.
+    private var flushing = 0
     private var thread: pthread_t?
     /// The most settlements carried out in one round trip.
     public let batchSize: Int
@@ -44,7 +51,8 @@ public final class OutcomeHandler: @unchecked Sendable {
 
     /// Starts the handler's thread.
     public func start() {
-        thread = startThread(name: "fnhost-outcomes") { [self] in run() }
+        let t = startThread(name: "fnhost-outcomes") { [self] in run() }
+        lock.withLock { thread = t }
     }
 
     /// Queues a settlement.
@@ -55,13 +63,49 @@ public final class OutcomeHandler: @unchecked Sendable {
         }
     }
 
+    /// Queues a settlement, or carries it out on the calling thread at once when the handler's
+    /// thread runs and nothing else is pending or under way (then it returns after the round
+    /// trips). A batch that fails inline is handed to the thread, which retries it first, with
+    /// how far it got: nothing is dropped or done twice.
+    public func submitAndSettle(_ settlement: Settlement) {
+        let inline: Bool = lock.withLock {
+            guard thread != nil, !stopping, !performing, pending.isEmpty, handedOver == nil else {
+                pending.append(settlement)
+                lock.broadcast()
+                return false
+            }
+            performing = true
+            return true
+        }
+        guard inline else { return }
+        var progress = Progress()
+        do {
+            try perform([settlement], progress: &progress)
+            lock.withLock {
+                performing = false
+                // Wake the thread only when it has work (a wake-up it would sleep through again
+                // costs as much as the hop this path saves).
+                if !pending.isEmpty || flushing > 0 || stopping { lock.broadcast() }
+            }
+        } catch {
+            logger.error("settling 1 outcome failed, the outcome thread retries it: \(error)")
+            lock.withLock {
+                handedOver = ([settlement], progress)
+                performing = false
+                lock.broadcast()
+            }
+        }
+    }
+
     /// Waits until everything submitted so far is carried out, up to `timeout` seconds.
     /// Returns false on timeout.
     @discardableResult
     public func flush(timeout: Double) -> Bool {
         let deadline = monotonicNow() + timeout
         return lock.withLock {
-            while !pending.isEmpty || inFlight > 0 {
+            flushing += 1
+            defer { flushing -= 1 }
+            while !pending.isEmpty || performing || handedOver != nil {
                 if !lock.wait(until: deadline) { return false }
             }
             return true
@@ -70,29 +114,36 @@ public final class OutcomeHandler: @unchecked Sendable {
 
     /// Stops the thread after the current batch; what is still pending is reported and left.
     public func stop() {
-        let left = lock.withLock {
+        let t = lock.withLock {
             stopping = true
             lock.broadcast()
-            return pending.count
+            return thread
         }
-        if let thread { pthread_join(thread, nil) }
+        if let t { pthread_join(t, nil) }
+        let left = lock.withLock { pending.count + (handedOver?.batch.count ?? 0) }
         if left > 0 { logger.warning("outcome handler stopped with \(left) settlements not carried out; their deliveries stay unacknowledged and will be redelivered") }
     }
 
     private func run() {
         while true {
-            let batch: [Settlement] = lock.withLock {
-                while pending.isEmpty && !stopping { lock.wait() }
-                if stopping && pending.isEmpty { return [] }
+            // One batch at a time: wait while one is under way inline, even when stopping.
+            let work: (batch: [Settlement], progress: Progress)? = lock.withLock {
+                while performing || (pending.isEmpty && handedOver == nil && !stopping) { lock.wait() }
+                if let retry = handedOver {
+                    handedOver = nil
+                    performing = true
+                    return retry
+                }
+                if pending.isEmpty { return nil }  // stopping, and nothing left
                 let n = min(batchSize, pending.count)
                 let batch = Array(pending.prefix(n))
                 pending.removeFirst(n)
-                inFlight = n
-                return batch
+                performing = true
+                return (batch, Progress())
             }
-            if batch.isEmpty { return }
+            guard let (batch, started) = work else { return }
             var delay = 0.05
-            var progress = Progress()
+            var progress = started
             while true {
                 do {
                     try perform(batch, progress: &progress)
@@ -100,7 +151,7 @@ public final class OutcomeHandler: @unchecked Sendable {
                 } catch {
                     logger.error("settling \(batch.count) outcomes failed, retrying in \(delay)s: \(error)")
                     if lock.withLock({ stopping }) {
-                        lock.withLock { pending.insert(contentsOf: batch, at: 0); inFlight = 0; lock.broadcast() }
+                        lock.withLock { pending.insert(contentsOf: batch, at: 0); performing = false; lock.broadcast() }
                         return
                     }
                     sleepSeconds(delay)
@@ -108,7 +159,7 @@ public final class OutcomeHandler: @unchecked Sendable {
                 }
             }
             lock.withLock {
-                inFlight = 0
+                performing = false
                 lock.broadcast()
             }
         }
