@@ -136,9 +136,7 @@ public final class RedisConnection {
     /// come back as `.error`; a broken connection throws (and is reopened by the next call).
     public func pipeline(_ commands: [[[UInt8]]]) throws -> [RedisReply] {
         let (socket, reader) = try connected()
-        var outbound: [UInt8] = []
-        outbound.reserveCapacity(commands.reduce(0) { $0 + RESPCommand.size($1) })
-        for command in commands { RESPCommand.append(command, to: &outbound) }
+        let outbound = RESPCommand.encode(commands)
         do { try outbound.withUnsafeBytes { buffer in try socket.write(buffer) } } catch {
             throw lostError("cannot send: ", error)
         }
@@ -186,9 +184,7 @@ public final class RedisConnection {
     /// command that many connections wait on at once under one `poll`.
     public func send(_ args: [[UInt8]]) throws {
         let (socket, _) = try connected()
-        var outbound: [UInt8] = []
-        outbound.reserveCapacity(RESPCommand.size(args))
-        RESPCommand.append(args, to: &outbound)
+        let outbound = RESPCommand.encode([args])
         do { try outbound.withUnsafeBytes { buffer in try socket.write(buffer) } } catch {
             throw lostError("cannot send: ", error)
         }

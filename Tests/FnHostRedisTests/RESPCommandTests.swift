@@ -40,8 +40,19 @@ import Testing
         #expect(out == Self.hiredis(args))
     }
 
+    @Test func aPipelineIsItsCommandsOneAfterTheOther() {
+        let commands: [[[UInt8]]] = [
+            [Array("MULTI".utf8)],
+            [Array("ZREM".utf8), Array("unacked_index".utf8), Array("t-1".utf8), Array("t-2".utf8)],
+            [Array("HDEL".utf8), Array("unacked".utf8), [], [0, 255]],
+            [Array("EXEC".utf8)],
+        ]
+        #expect(RESPCommand.encode(commands) == commands.flatMap { Self.hiredis($0) })
+        #expect(RESPCommand.encode([]) == [])
+    }
+
     @Test func decimals() {
-        for value in [0, 7, 9, 10, 99, 100, 12_345, 1 << 40, Int.max] {
+        for value in [0, 7, 9, 10, 99, 100, 999, 1000, 9999, 10_000, 12_345, 99_999, 100_000, 1 << 40, Int.max] {
             var out: [UInt8] = [42]
             RESPCommand.appendDecimal(value, to: &out)
             #expect(String(decoding: out.dropFirst(), as: UTF8.self) == String(value))
