@@ -38,7 +38,10 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     private let unackedIndexKey = Array("unacked_index".utf8)
     let leasesKey = Array(RedisBroker.leasesKey.utf8)
     /// `fetchKeys` of the last set of queues fetched from (used by the consumer thread only).
-    private var fetchKeysCache: (queues: [String], value: (keys: [[UInt8]], keyQueueIndex: [[UInt8]], listKeys: [String]))?
+    /// The dispatcher rotates its queues between fetches (for fairness), so there is one entry per
+    /// rotation of the set of queues consumed; emptied when it grows past `fetchKeysCacheLimit`.
+    private var fetchKeysCache: [[String]: (keys: [[UInt8]], keyQueueIndex: [[UInt8]], listKeys: [String])] = [:]
+    private static let fetchKeysCacheLimit = 256
     /// Whether the last fetch left every queue of its plan empty (it took less than a queue's
     /// limit from each): the next fetch waits on the doorbells before it runs the script. Used
     /// by the consumer thread only.
@@ -177,7 +180,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     /// The fetch script's keys for `queues` (every priority bucket of each), the queue index of
     /// each list key, and the list keys: built once per set of queues, not on every fetch.
     private func fetchKeys(_ queues: [String]) -> (keys: [[UInt8]], keyQueueIndex: [[UInt8]], listKeys: [String]) {
-        if let cached = fetchKeysCache, cached.queues == queues { return cached.value }
+        if let cached = fetchKeysCache[queues] { return cached }
         var keys: [[UInt8]] = [unackedKey, unackedIndexKey, leasesKey]
         var keyQueueIndex: [[UInt8]] = []
         var listKeys: [String] = []
@@ -189,7 +192,8 @@ public final class RedisBroker: Broker, @unchecked Sendable {
                 keyQueueIndex.append(Array(String(i + 1).utf8))
             }
         }
-        fetchKeysCache = (queues, (keys, keyQueueIndex, listKeys))
+        if fetchKeysCache.count >= Self.fetchKeysCacheLimit { fetchKeysCache.removeAll() }
+        fetchKeysCache[queues] = (keys, keyQueueIndex, listKeys)
         return (keys, keyQueueIndex, listKeys)
     }
 
