@@ -34,6 +34,26 @@ import Testing
         #expect(text.contains("celery_task_runtime_seconds_sum{name=\"t\",hostname=\"w\",queue_name=\"q\"} 30.203"))
     }
 
+    @Test func seriesAddToTheSameSamplesAsLabelsAndStayAbsentUntilUsed() {
+        let m = MetricsRegistry()
+        let labels = ["math.add", "w@h", "math.add"]
+        let succeeded = m.counter(MetricNames.taskSucceeded, labels)
+        let runtime = m.histogram(MetricNames.taskRuntime, labels)
+        // Made but never used: nothing written out.
+        #expect(!m.exposition().contains("celery_task_succeeded_total{"))
+        #expect(!m.exposition().contains("celery_task_runtime_seconds_count{"))
+        #expect(m.value(MetricNames.taskSucceeded, labels) == nil)
+        m.increment(succeeded)
+        m.increment(MetricNames.taskSucceeded, labels, by: 2)
+        m.increment(succeeded, by: -5)  // counters never go down
+        m.observe(runtime, 0.003)
+        m.observe(MetricNames.taskRuntime, labels, 0.2)
+        #expect(m.value(MetricNames.taskSucceeded, labels) == 3)
+        let text = m.exposition()
+        #expect(text.contains("celery_task_succeeded_total{name=\"math.add\",hostname=\"w@h\",queue_name=\"math.add\"} 3\n"))
+        #expect(text.contains("celery_task_runtime_seconds_count{name=\"math.add\",hostname=\"w@h\",queue_name=\"math.add\"} 2\n"))
+    }
+
     @Test func labelValuesAreEscaped() {
         let m = MetricsRegistry()
         m.set(MetricNames.queueLength, ["a\"b\\c\nd"], 1)
