@@ -9,7 +9,7 @@ import FnHostCore
 /// serializer stores it: signed with the host's key, so a producer that accepts only `auth`
 /// content verifies it; the SUCCESS guard reads signed documents too.
 ///
-/// Threading: one connection behind a lock; called from the outcome handler's thread.
+/// Threading: one connection behind a lock; called by the thread carrying out settlements.
 public final class RedisResultBackend: ResultBackend, @unchecked Sendable {
     private let url: RedisURL
     private let connection: RedisConnection

@@ -3,8 +3,10 @@ import CeleryProtocol
 /// A message broker as fnhost consumes it: RabbitMQ or Redis (kombu layout), or in memory.
 ///
 /// Threading: `fetch` is called from the consumer thread only; `ack`, `requeue`, `publish` and
-/// `declare` from the outcome handler's thread (and once at start). An implementation keeps a
-/// connection per calling thread and never blocks the Swift cooperative pool.
+/// `declare` by whichever thread carries out settlements (the outcome handler's, or a worker
+/// process's reader settling a lone task: `OutcomeHandler.submitAndSettle`), never two at once,
+/// and once at start. An implementation keeps the consumer's connection apart from the others'
+/// and never blocks the Swift cooperative pool.
 public protocol Broker: AnyObject, Sendable {
     /// Declares the queues fnhost consumes, the way kombu does (bindings on Redis).
     func declare(queues: [String]) throws
@@ -49,7 +51,7 @@ extension Broker {
 
 /// Where task results go: Redis, rpc://, or in memory.
 ///
-/// Threading: called from the outcome handler's thread only.
+/// Threading: called by whichever thread carries out settlements (see `Broker`), never two at once.
 public protocol ResultBackend: AnyObject, Sendable {
     /// Stores and announces each result, in order. A stored SUCCESS is never overwritten.
     func store(_ results: [ResultMeta]) throws

@@ -45,7 +45,7 @@ public struct ChordPartResult: Sendable, Equatable {
 /// exactly once however many hosts finish header tasks at the same instant (Redis, with
 /// Celery 5.7's keys and claim step: celery-protocol.md §4.3). rpc:// is not one.
 ///
-/// Threading: called from the outcome handler's thread only.
+/// Threading: called by whichever thread carries out settlements (see `Broker`), never two at once.
 public protocol ChordBackend: ResultBackend {
     /// Sets each chord's size (`.s`) before its header is published, as whoever applies a chord does.
     func setChordSizes(_ sizes: [(groupId: String, size: Int)]) throws

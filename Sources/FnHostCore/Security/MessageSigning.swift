@@ -5,7 +5,8 @@ import CeleryProtocol
 /// callbacks, chord bodies) and, with `result_serializer: auth`, the results it stores.
 ///
 /// The implementation (FnHostSecurity, over OpenSSL) holds the private key; nothing here ever
-/// exposes it. Threading: called from the consumer's and the outcome handler's threads at once.
+/// exposes it. Threading: called from the consumer's thread and the thread carrying out
+/// settlements (see `Broker`) at once.
 public protocol MessageSigning: Sendable {
     /// Verifies an `application/data` body against the certificate store and returns what it
     /// signs. Throws `SecurityError` saying why it cannot be trusted (undecodable, unknown
