@@ -135,11 +135,7 @@ public final class RedisConnection {
     /// Sends `commands` in one write and reads one reply each, in order. Redis error replies
     /// come back as `.error`; a broken connection throws (and is reopened by the next call).
     public func pipeline(_ commands: [[[UInt8]]]) throws -> [RedisReply] {
-        let (socket, reader) = try connected()
-        let outbound = RESPCommand.encode(commands)
-        do { try outbound.withUnsafeBytes { buffer in try socket.write(buffer) } } catch {
-            throw lostError("cannot send: ", error)
-        }
+        let (socket, reader) = try write(commands)
         var replies: [RedisReply] = []
         replies.reserveCapacity(commands.count)
         for _ in commands {
@@ -152,6 +148,16 @@ public final class RedisConnection {
             }
         }
         return replies
+    }
+
+    /// Connects if need be and sends `commands` in one write; the connection, to read replies on.
+    private func write(_ commands: [[[UInt8]]]) throws -> (RedisSocket, UnsafeMutablePointer<redisReader>) {
+        let (socket, reader) = try connected()
+        let outbound = RESPCommand.encode(commands)
+        do { try outbound.withUnsafeBytes { buffer in try socket.write(buffer) } } catch {
+            throw lostError("cannot send: ", error)
+        }
+        return (socket, reader)
     }
 
     /// Times a connection was opened again after one had been open (a reconnect), by every
@@ -176,18 +182,13 @@ public final class RedisConnection {
                 throw RedisError(description: "connection to \(url) lost: poll failed", connectionLost: true)
             }
         }
-        guard try fill(socket, reader, once: true) else { return nil }
-        return try nextReply(reader)
+        return try receive()
     }
 
     /// Sends one command without reading its reply (read it with `receive`): for a blocking
     /// command that many connections wait on at once under one `poll`.
     public func send(_ args: [[UInt8]]) throws {
-        let (socket, _) = try connected()
-        let outbound = RESPCommand.encode([args])
-        do { try outbound.withUnsafeBytes { buffer in try socket.write(buffer) } } catch {
-            throw lostError("cannot send: ", error)
-        }
+        _ = try write([args])
     }
 
     /// The open socket's descriptor, to `poll` before `receive`, and whether bytes may be read
