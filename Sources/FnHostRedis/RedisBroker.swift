@@ -37,7 +37,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     private let unackedKey = Array("unacked".utf8)
     private let unackedIndexKey = Array("unacked_index".utf8)
     let leasesKey = Array(RedisBroker.leasesKey.utf8)
-    /// `fetchKeys` of the last set of queues fetched from (used by the consumer thread only).
+    /// `fetchKeys` by the queues of a plan, in their order (used by the consumer thread only).
     /// The dispatcher rotates its queues between fetches (for fairness), so there is one entry per
     /// rotation of the set of queues consumed; emptied when it grows past `fetchKeysCacheLimit`.
     private var fetchKeysCache: [[String]: (keys: [[UInt8]], keyQueueIndex: [[UInt8]], listKeys: [String])] = [:]
@@ -178,7 +178,7 @@ public final class RedisBroker: Broker, @unchecked Sendable {
     }
 
     /// The fetch script's keys for `queues` (every priority bucket of each), the queue index of
-    /// each list key, and the list keys: built once per set of queues, not on every fetch.
+    /// each list key, and the list keys: built once per list of queues, not on every fetch.
     private func fetchKeys(_ queues: [String]) -> (keys: [[UInt8]], keyQueueIndex: [[UInt8]], listKeys: [String]) {
         if let cached = fetchKeysCache[queues] { return cached }
         var keys: [[UInt8]] = [unackedKey, unackedIndexKey, leasesKey]

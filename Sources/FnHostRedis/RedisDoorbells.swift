@@ -96,7 +96,6 @@ final class RedisDoorbells: @unchecked Sendable {
             if close { disconnectAll() }
         }
         let deadline = monotonicNow() + timeout
-        let wanted = Set(keys)
         var pollSet: [pollfd] = []
         var polled: [Bell] = []
         while true {
@@ -144,7 +143,8 @@ final class RedisDoorbells: @unchecked Sendable {
             var rang = false
             for (i, bell) in polled.enumerated() where pollSet[i + 1].revents != 0 || (bell.connection.pollState?.buffered ?? false) {
                 switch read(bell) {
-                case .rang: rang = rang || wanted.contains(bell.key)
+                // A bell of a key no longer waited on (see above) only gets armed again.
+                case .rang: rang = rang || keys.contains(bell.key)
                 case .unsupported:
                     lock.withLock { unsupported = true }
                     return .unavailable
