@@ -207,8 +207,12 @@ public final class Dispatcher: @unchecked Sendable {
     nonisolated(unsafe) public var onQueueRoomFreed: (@Sendable () -> Void)?
 
     private func limit(of function: String) -> Int {
-        let own = registry[function]?.options.concurrency ?? configuration.concurrency
-        return min(own, configuration.concurrency)
+        limit(registry[function]?.options)
+    }
+
+    /// The most tasks of a function with `options` that run at once.
+    private func limit(_ options: TaskOptions?) -> Int {
+        min(options?.concurrency ?? configuration.concurrency, configuration.concurrency)
     }
 
     // MARK: Fetching
@@ -618,7 +622,9 @@ public final class Dispatcher: @unchecked Sendable {
             if settling { finishedUnsubmitted += 1 }
             let name = request.function.name
             let startedAt = runningRequests.removeValue(forKey: request.delivery.tag)?.startedAt
-            let wasFull = (held[name] ?? 0) >= limit(of: name) * configuration.prefetchMultiplier
+            // From the options it ran with: no registry lookup on every finish. After a hot
+            // reload changed them, a wake-up is at worst spurious or a poll timeout late.
+            let wasFull = (held[name] ?? 0) >= limit(request.function.options) * configuration.prefetchMultiplier
             running[name, default: 1] -= 1
             held[name, default: 1] -= 1
             totalRunning -= 1
