@@ -30,12 +30,8 @@ enum RESPCommand {
         }
     }
 
-    /// Appends `args` as one command to `out`.
-    static func append(_ args: [[UInt8]], to out: inout [UInt8]) {
-        out.append(contentsOf: encode([args]))
-    }
-
-    /// Appends the decimal digits of `value` (not negative) to `out`.
+    /// Appends the decimal digits of `value` (not negative) to `out` (what `encode` writes for
+    /// a count or a length; the tests check it on numbers too large for an argument).
     static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
         out.append(contentsOf: [UInt8](unsafeUninitializedCapacity: digits(value)) { buffer, initialized in
             _ = writeDecimal(value, at: buffer.baseAddress!)

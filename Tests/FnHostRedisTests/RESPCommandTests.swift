@@ -27,17 +27,12 @@ import Testing
         [Array("LPUSH".utf8), [UInt8](repeating: 0x61, count: 9), [UInt8](repeating: 0x62, count: 10), [UInt8](repeating: 0x63, count: 99_999)],
     ] as [[[UInt8]]])
     func matchesHiredisByteForByte(args: [[UInt8]]) {
-        var out: [UInt8] = [1, 2, 3]  // appended after what is there
-        RESPCommand.append(args, to: &out)
-        #expect(out[..<3] == [1, 2, 3])
-        #expect(Array(out[3...]) == Self.hiredis(args))
+        #expect(RESPCommand.encode([args]) == Self.hiredis(args))
     }
 
     @Test func manyArguments() {
         let args = (0..<1234).map { Array("arg\($0)".utf8) }
-        var out: [UInt8] = []
-        RESPCommand.append(args, to: &out)
-        #expect(out == Self.hiredis(args))
+        #expect(RESPCommand.encode([args]) == Self.hiredis(args))
     }
 
     @Test func aPipelineIsItsCommandsOneAfterTheOther() {
