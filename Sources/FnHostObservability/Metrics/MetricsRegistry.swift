@@ -88,13 +88,7 @@ public final class MetricsRegistry: @unchecked Sendable {
 
     /// Adds `amount` (>= 0) to a counter.
     public func increment(_ family: MetricFamily, _ labels: [String], by amount: Double = 1) {
-        precondition(family.kind == .counter && labels.count == family.labels.count, "\(family.name): wrong kind or labels")
-        guard amount >= 0 else { return }
-        lock.withLock {
-            let s = sample(family, labels)
-            s.value += amount
-            s.written = true
-        }
+        increment(counter(family, labels), by: amount)
     }
 
     /// Adds `amount` (>= 0) to a counter series.
