@@ -26,18 +26,20 @@ final class SpawnThread: @unchecked Sendable {
     func perform<T>(_ job: @escaping () -> T) -> T {
         let done = ConditionLock()
         var result: T?
+        var finished = false  // not `result != nil`: T may itself be optional
         lock.withLock {
             jobs.append {
                 let value = job()
                 done.withLock {
                     result = value
+                    finished = true
                     done.broadcast()
                 }
             }
             lock.broadcast()
         }
         return done.withLock {
-            while result == nil { done.wait() }
+            while !finished { done.wait() }
             return result!
         }
     }
