@@ -13,9 +13,9 @@ import Glibc
 /// within a batch chord sizes are set before anything is published, every publish happens
 /// before any result is stored, chord parts are counted (and a completed chord's body applied,
 /// once) after results are stored, errbacks are published after that, and all of it before any
-/// delivery is acknowledged or given back. A batch that fails (broker or backend down) is retried with
-/// capped backoff until it succeeds or the handler is stopped: nothing is dropped, and a
-/// delivery is never acknowledged before its result is written.
+/// delivery is acknowledged or given back. A batch that fails (broker or backend down) is
+/// retried with capped backoff until it succeeds or the handler is stopped: nothing is dropped,
+/// and a delivery is never acknowledged before its result is written.
 public final class OutcomeHandler: @unchecked Sendable {
     private let broker: any Broker
     private let backend: (any ResultBackend)?
