@@ -69,8 +69,9 @@ public final class Dispatcher: @unchecked Sendable {
     var held: [String: Int] = [:]
     var totalRunning = 0
     var totalHeld = 0
-    /// Tasks that finished and whose settlement is not submitted yet.
-    var finishedUnsubmitted = 0
+    /// Delivery tags of tasks that finished and whose settlement is not submitted yet (at most
+    /// about the concurrency: an array is cheaper here than a set).
+    var finishing: [String] = []
     var scheduled: [String: TaskRequest] = [:]
     /// Running requests by delivery tag, with when they started (epoch seconds).
     var runningRequests: [String: (request: TaskRequest, startedAt: Double)] = [:]
@@ -554,10 +555,11 @@ public final class Dispatcher: @unchecked Sendable {
 
     private func finished(_ request: TaskRequest, outcome: TaskOutcome) {
         let startedAt = finishBookkeeping(request, settling: true)
-        // Until its settlement is submitted (or carried out inline), the host is not idle.
+        // Until its settlement is submitted (or carried out inline), the host is not idle, and
+        // the delivery is still held (the outcome handler holds it from then on).
         defer {
             lock.withLock {
-                finishedUnsubmitted -= 1
+                if let i = finishing.firstIndex(of: request.delivery.tag) { finishing.remove(at: i) }
                 lock.broadcast()
             }
         }
@@ -615,11 +617,11 @@ public final class Dispatcher: @unchecked Sendable {
     }
 
     /// Frees the request's slot; returns when it started (nil if it never ran). `settling`: the
-    /// caller submits its settlement next (counted in `finishedUnsubmitted` until it has).
+    /// caller submits its settlement next (its tag is in `finishing` until it has).
     @discardableResult
     private func finishBookkeeping(_ request: TaskRequest, settling: Bool = false) -> Double? {
         let (startedAt, roomFreed) = lock.withLock { () -> (Double?, Bool) in
-            if settling { finishedUnsubmitted += 1 }
+            if settling { finishing.append(request.delivery.tag) }
             let name = request.function.name
             let startedAt = runningRequests.removeValue(forKey: request.delivery.tag)?.startedAt
             // From the options it ran with: no registry lookup on every finish. After a hot
@@ -663,8 +665,8 @@ public final class Dispatcher: @unchecked Sendable {
     public func waitUntilIdle(timeout: Double) -> Bool {
         let deadline = monotonicNow() + timeout
         return lock.withLock {
-            while totalRunning > 0 || finishedUnsubmitted > 0 {
-                if !lock.wait(until: deadline) { return totalRunning == 0 && finishedUnsubmitted == 0 }
+            while totalRunning > 0 || !finishing.isEmpty {
+                if !lock.wait(until: deadline) { return totalRunning == 0 && finishing.isEmpty }
             }
             return true
         }
@@ -673,15 +675,23 @@ public final class Dispatcher: @unchecked Sendable {
     /// Tasks running now.
     public var runningCount: Int { lock.withLock { totalRunning } }
 
-    /// Delivery tags this host holds (reserved, running, or waiting for an ETA): a visibility
-    /// sweep must not give these back.
+    /// Delivery tags this host holds: reserved, waiting for an ETA, running, or finished and not
+    /// yet settled (acknowledged, given back...) on the broker. A visibility or lease sweep must
+    /// not give these back.
+    ///
+    /// A delivery passes from the dispatcher to the outcome handler without a gap (it is
+    /// submitted before the dispatcher lets go of it), and the dispatcher's tags are read first:
+    /// so a delivery missing from both was not fetched yet or is settled already.
     public func heldTags() -> Set<String> {
-        lock.withLock {
+        var tags = lock.withLock {
             var tags = Set(scheduled.values.map(\.delivery.tag))
             for queue in reserved.values { tags.formUnion(queue.map(\.delivery.tag)) }
             tags.formUnion(runningRequests.keys)
+            tags.formUnion(finishing)
             return tags
         }
+        tags.formUnion(outcomes.settlingTags())
+        return tags
     }
 }
 

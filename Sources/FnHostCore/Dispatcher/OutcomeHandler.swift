@@ -28,6 +28,8 @@ public final class OutcomeHandler: @unchecked Sendable {
     private var pending: [Settlement] = []
     /// Whether a batch is being carried out (by the thread, or inline by a submitter).
     private var performing = false
+    /// The batch being carried out (read only by `settlingTags`).
+    private var current: [Settlement] = []
     /// A batch that failed inline, with how far it got: the thread retries it before anything else.
     private var handedOver: (batch: [Settlement], progress: Progress)?
     private var stopping = false
@@ -68,6 +70,7 @@ public final class OutcomeHandler: @unchecked Sendable {
     /// trips). A batch that fails inline is handed to the thread, which retries it first, with
     /// how far it got: nothing is dropped or done twice.
     public func submitAndSettle(_ settlement: Settlement) {
+        let batch = [settlement]
         let inline: Bool = lock.withLock {
             guard thread != nil, !stopping, !performing, pending.isEmpty, handedOver == nil else {
                 pending.append(settlement)
@@ -75,14 +78,16 @@ public final class OutcomeHandler: @unchecked Sendable {
                 return false
             }
             performing = true
+            current = batch
             return true
         }
         guard inline else { return }
         var progress = Progress()
         do {
-            try perform([settlement], progress: &progress)
+            try perform(batch, progress: &progress)
             lock.withLock {
                 performing = false
+                current = []
                 // Wake the thread only when it has work (a wake-up it would sleep through again
                 // costs as much as the hop this path saves).
                 if !pending.isEmpty || flushing > 0 || stopping { lock.broadcast() }
@@ -90,10 +95,23 @@ public final class OutcomeHandler: @unchecked Sendable {
         } catch {
             logger.error("settling 1 outcome failed, the outcome thread retries it: \(error)")
             lock.withLock {
-                handedOver = ([settlement], progress)
+                handedOver = (batch, progress)
                 performing = false
+                current = []
                 lock.broadcast()
             }
+        }
+    }
+
+    /// Delivery tags whose settlement is submitted and not yet carried out: pending, being
+    /// carried out, or handed over for a retry. Their deliveries are still this host's.
+    public func settlingTags() -> Set<String> {
+        lock.withLock {
+            var tags = Set<String>()
+            for settlement in pending { if let tag = settlement.delivery?.tag { tags.insert(tag) } }
+            for settlement in current { if let tag = settlement.delivery?.tag { tags.insert(tag) } }
+            for settlement in handedOver?.batch ?? [] { if let tag = settlement.delivery?.tag { tags.insert(tag) } }
+            return tags
         }
     }
 
@@ -132,6 +150,7 @@ public final class OutcomeHandler: @unchecked Sendable {
                 if let retry = handedOver {
                     handedOver = nil
                     performing = true
+                    current = retry.batch
                     return retry
                 }
                 if pending.isEmpty { return nil }  // stopping, and nothing left
@@ -139,6 +158,7 @@ public final class OutcomeHandler: @unchecked Sendable {
                 let batch = Array(pending.prefix(n))
                 pending.removeFirst(n)
                 performing = true
+                current = batch
                 return (batch, Progress())
             }
             guard let (batch, started) = work else { return }
@@ -151,7 +171,7 @@ public final class OutcomeHandler: @unchecked Sendable {
                 } catch {
                     logger.error("settling \(batch.count) outcomes failed, retrying in \(delay)s: \(error)")
                     if lock.withLock({ stopping }) {
-                        lock.withLock { pending.insert(contentsOf: batch, at: 0); performing = false; lock.broadcast() }
+                        lock.withLock { pending.insert(contentsOf: batch, at: 0); performing = false; current = []; lock.broadcast() }
                         return
                     }
                     sleepSeconds(delay)
@@ -160,6 +180,7 @@ public final class OutcomeHandler: @unchecked Sendable {
             }
             lock.withLock {
                 performing = false
+                current = []
                 lock.broadcast()
             }
         }
