@@ -18,7 +18,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // The plugin contract, nothing else: include/fnhost.h.
@@ -35,6 +34,10 @@ let package = Package(
 
         // Pure values and codecs of the Celery wire protocol; no I/O.
         .target(name: "CeleryProtocol"),
+
+        // The YAML of fnhost.yml and plugin manifests, read without Foundation (so the host
+        // does not load Foundation and ICU).
+        .target(name: "FnHostYAML", dependencies: ["CeleryProtocol"]),
 
         // Broker / result backend seams, dispatcher, policies, outcome handling, in-memory broker.
         .target(
@@ -69,8 +72,8 @@ let package = Package(
         // posix_spawn, supervision, hot reload.
         .target(
             name: "FnHostPool",
-            dependencies: ["FnHostCore", "FnHostPlugins", "FnHostIPC", "CeleryProtocol", "CFnHostSupport", "COpenSSL",
-                           .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")]
+            dependencies: ["FnHostCore", "FnHostPlugins", "FnHostIPC", "FnHostYAML", "CeleryProtocol", "CFnHostSupport", "COpenSSL",
+                           .product(name: "Logging", package: "swift-log")]
         ),
 
         // Message signing: Celery's auth serializer (certificates, keys, RSA-PSS) over OpenSSL.
@@ -90,10 +93,9 @@ let package = Package(
             name: "fnhost",
             dependencies: [
                 "FnHostCore", "FnHostRedis", "FnHostAMQP", "FnHostPool", "FnHostPlugins", "FnHostIPC", "FnHostWorker", "FnHostObservability",
-                "FnHostSecurity", "CeleryProtocol",
+                "FnHostSecurity", "FnHostYAML", "CeleryProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
             ]
         ),
 
@@ -114,6 +116,7 @@ let package = Package(
         ),
 
         .testTarget(name: "CeleryProtocolTests", dependencies: ["CeleryProtocol"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "FnHostYAMLTests", dependencies: ["FnHostYAML", "CeleryProtocol"]),
         .testTarget(name: "FnHostCoreTests", dependencies: ["FnHostCore", "CeleryProtocol", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FnHostPluginsTests", dependencies: ["FnHostPlugins", "FnHostCore", "CFFI", "CRabbitMQ", "CHiredis"]),
         .testTarget(name: "FnHostRedisTests", dependencies: ["FnHostRedis", "FnHostCore", "CHiredis"]),

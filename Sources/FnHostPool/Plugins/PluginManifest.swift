@@ -1,7 +1,7 @@
 import CeleryProtocol
 import FnHostCore
 import FnHostPlugins
-import Yams
+import FnHostYAML
 
 /// A manifest, `NAME.fnhost.yml` in the functions directory (plugin-abi.md): exposes functions
 /// of a plain C library, which knows nothing of fnhost, as tasks called through libffi.
@@ -50,33 +50,26 @@ public struct PluginManifest: Sendable, Equatable {
 
     /// Parses and validates the text of manifest `file` (the file name is used in messages).
     public static func parse(_ text: String, file: String) throws(Error) -> PluginManifest {
-        func fail(_ node: Node?, _ message: String) -> Error { Error(file: file, line: node?.mark?.line, message: message) }
-        let root: Node?
-        do { root = try Yams.compose(yaml: text) } catch {
-            if let yaml = error as? YamlError {
-                switch yaml {
-                case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-                    throw Error(file: file, line: mark.line, message: "invalid YAML: \(problem)")
-                default: break
-                }
-            }
-            throw Error(file: file, line: nil, message: "invalid YAML: \(error)")
+        func fail(_ node: YAMLNode?, _ message: String) -> Error { Error(file: file, line: node?.line, message: message) }
+        let root: YAMLNode?
+        do { root = try YAMLReader.read(text) } catch {
+            throw Error(file: file, line: error.line, message: "invalid YAML: \(error.problem)")
         }
-        guard let root, case .mapping(let top) = root else {
+        guard let root, case .mapping(let top, _) = root else {
             throw fail(root, "a manifest is a mapping with `library:` and `tasks:`")
         }
         var library: (String, Int)?
-        var tasksNode: Node?
+        var tasksNode: YAMLNode?
         var seen = Set<String>()
         for (keyNode, value) in top {
-            guard let key = keyNode.scalar?.string else { throw fail(keyNode, "keys must be strings") }
+            guard let key = keyNode.scalar?.text else { throw fail(keyNode, "keys must be strings") }
             guard seen.insert(key).inserted else { throw fail(keyNode, "`\(key)` appears twice") }
             switch key {
             case "library":
-                guard let s = value.scalar?.string, tagName(value) == .str, !s.isEmpty else {
+                guard let s = value.scalar?.text, value.scalar?.kind == .string, !s.isEmpty else {
                     throw fail(value, "`library` must be a library path (relative to the manifest) or a name such as libm.so.6")
                 }
-                library = (s, value.mark?.line ?? keyNode.mark?.line ?? 1)
+                library = (s, value.line)
             case "tasks":
                 tasksNode = value
             default:
@@ -85,18 +78,18 @@ public struct PluginManifest: Sendable, Equatable {
         }
         guard let library else { throw fail(root, "`library:` is missing (a path relative to the manifest, or a name such as libm.so.6)") }
         guard let tasksNode else { throw fail(root, "`tasks:` is missing (task name -> { symbol, signature, options })") }
-        guard case .mapping(let taskMap) = tasksNode, taskMap.count > 0 else {
+        guard case .mapping(let taskMap, _) = tasksNode, taskMap.count > 0 else {
             throw fail(tasksNode, "`tasks` must map task names to { symbol: ..., signature: ... }, and name at least one")
         }
         var tasks: [Task] = []
         var names = Set<String>()
         for (nameNode, spec) in taskMap {
-            guard let name = nameNode.scalar?.string else { throw fail(nameNode, "a task name must be a string") }
+            guard let name = nameNode.scalar?.text else { throw fail(nameNode, "a task name must be a string") }
             guard !name.isEmpty, name.utf8.count <= 255, !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0 == " " }) else {
                 throw fail(nameNode, "task name \"\(name)\": a task name must be 1 to 255 bytes with no spaces or control characters")
             }
             guard names.insert(name).inserted else { throw fail(nameNode, "task \(name) appears twice") }
-            guard case .mapping(let fields) = spec else {
+            guard case .mapping(let fields, _) = spec else {
                 throw fail(spec, "task \(name): must be a mapping such as { symbol: hypot, signature: \"f64(f64,f64)\" }")
             }
             var symbol: String?
@@ -104,22 +97,22 @@ public struct PluginManifest: Sendable, Equatable {
             var options = JSONObject()
             var keys = Set<String>()
             for (keyNode, value) in fields {
-                guard let key = keyNode.scalar?.string else { throw fail(keyNode, "task \(name): keys must be strings") }
+                guard let key = keyNode.scalar?.text else { throw fail(keyNode, "task \(name): keys must be strings") }
                 guard keys.insert(key).inserted else { throw fail(keyNode, "task \(name): `\(key)` appears twice") }
                 switch key {
                 case "symbol":
-                    guard let s = value.scalar?.string, tagName(value) == .str, !s.isEmpty, !s.contains(" ") else {
+                    guard let s = value.scalar?.text, value.scalar?.kind == .string, !s.isEmpty, !s.contains(" ") else {
                         throw fail(value, "task \(name): `symbol` must be the name of a C function")
                     }
                     symbol = s
                 case "signature":
-                    guard let s = value.scalar?.string else { throw fail(value, "task \(name): `signature` must be a string such as \"f64(f64,f64)\"") }
+                    guard let s = value.scalar?.text else { throw fail(value, "task \(name): `signature` must be a string such as \"f64(f64,f64)\"") }
                     do { signature = try NativeSignature(parsing: s) } catch { throw fail(value, "task \(name): \(error)") }
                 default:
                     guard TaskOptions.knownKeys.contains(key) else {
                         throw fail(keyNode, "task \(name): unknown key `\(key)` (symbol, signature, or a task option: \(TaskOptions.knownKeys.joined(separator: ", ")))")
                     }
-                    let json = toJSON(value)
+                    let json = value.json
                     var probe = TaskOptions()
                     do { try probe.apply(JSONObject([(key: key, value: json)])) } catch { throw fail(value, "task \(name): \(error)") }
                     options = JSONObject(options.entries + [(key: key, value: json)])
@@ -127,7 +120,7 @@ public struct PluginManifest: Sendable, Equatable {
             }
             guard let symbol else { throw fail(spec, "task \(name): `symbol` is missing (the C function to call)") }
             guard let signature else { throw fail(spec, "task \(name): `signature` is missing (for example \"f64(f64,f64)\")") }
-            tasks.append(Task(name: name, symbol: symbol, signature: signature, options: options, line: nameNode.mark?.line ?? 1))
+            tasks.append(Task(name: name, symbol: symbol, signature: signature, options: options, line: nameNode.line))
         }
         return PluginManifest(library: library.0, libraryLine: library.1, tasks: tasks)
     }
@@ -135,23 +128,4 @@ public struct PluginManifest: Sendable, Equatable {
     /// Whether `library` is a path (relative to the manifest, or absolute) rather than a name
     /// the dynamic loader looks up in its own directories.
     public var libraryIsPath: Bool { library.contains("/") }
-
-    /// The resolved tag of `node` (`Tag.name` is not public in Yams).
-    static func tagName(_ node: Node) -> Tag.Name { Tag.Name(rawValue: node.tag.description) }
-
-    /// A YAML value as JSON, by its resolved tag (`true` is a bool, `3` an int, `"3"` a string).
-    static func toJSON(_ node: Node) -> JSON {
-        switch node {
-        case .scalar(let scalar):
-            switch tagName(node) {
-            case .null: return .null
-            case .bool: return node.bool.map(JSON.bool) ?? .string(scalar.string)
-            case .int: return node.int.map { .int(Int64($0)) } ?? .string(scalar.string)
-            case .float: return node.float.map(JSON.double) ?? .string(scalar.string)
-            default: return .string(scalar.string)
-            }
-        case .sequence(let seq): return .array(seq.map(toJSON))
-        case .mapping(let map): return .object(JSONObject(map.map { (key: $0.key.string ?? "", value: toJSON($0.value)) }))
-        }
-    }
 }

@@ -1,7 +1,7 @@
 import CeleryProtocol
 import FnHostAMQP
 import FnHostCore
-import Yams
+import FnHostYAML
 
 #if canImport(Glibc)
 import Glibc
@@ -75,12 +75,15 @@ struct ConfigFile {
     /// Loads and validates `path`; every error names the file, and the line where YAML knows it.
     static func load(_ path: String) throws(Error) -> ConfigFile {
         guard let text = readText(path) else { throw Error(description: "\(path): cannot read the file") }
-        let any: Any?
-        do { any = try Yams.load(yaml: text) } catch {
-            throw Error(description: "\(path): invalid YAML: \(error)")
+        let document: YAMLNode?
+        do { document = try YAMLReader.read(text) } catch {
+            throw Error(description: "\(path):\(error.line): invalid YAML: \(error.problem)")
         }
-        guard let any else { return ConfigFile() }
-        guard case .object(let root) = toJSON(any) else { throw Error(description: "\(path): the top level must be a mapping of settings") }
+        guard let document else { return ConfigFile() }
+        if let key = document.firstDuplicateKey {
+            throw Error(description: "\(path):\(key.line): `\(key.text)` appears twice")
+        }
+        guard case .object(let root) = toJSON(document) else { throw Error(description: "\(path): the top level must be a mapping of settings") }
         var config = ConfigFile()
         func fail(_ key: String, _ message: String) -> Error { Error(description: "\(path): \(key): \(message)") }
         for (key, value) in root.entries {
@@ -225,16 +228,13 @@ struct ConfigFile {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    static func toJSON(_ value: Any) -> JSON {
-        switch value {
-        case let b as Bool: return .bool(b)
-        case let i as Int: return .int(Int64(i))
-        case let d as Double: return .double(d)
-        case let s as String: return .string(s)
-        case let a as [Any]: return .array(a.map(toJSON))
-        case let m as [String: Any]: return .object(JSONObject(m.sorted { $0.key < $1.key }.map { (key: $0.key, value: toJSON($0.value)) }))
-        case let m as [AnyHashable: Any]: return .object(JSONObject(m.map { (key: "\($0.key)", value: toJSON($0.value)) }.sorted { $0.key < $1.key }))
-        default: return .null
+    /// A YAML value as JSON, each mapping's keys in name order (as settings were always read).
+    static func toJSON(_ node: YAMLNode) -> JSON {
+        switch node {
+        case .scalar(let scalar): scalar.json
+        case .sequence(let items, _): .array(items.map(toJSON))
+        case .mapping(let entries, _):
+            .object(JSONObject(entries.map { (key: $0.key.scalar?.text ?? "", value: toJSON($0.value)) }.sorted { $0.key < $1.key }))
         }
     }
 }
