@@ -45,15 +45,19 @@ public final class RedisConnection {
     /// which is immediate for the same constant (same storage), where a dictionary would hash
     /// the whole script text on every call.
     private var scriptHashes: [(script: String, sha: [UInt8])] = []
-    private var inbound = [UInt8](repeating: 0, count: 65536)
+    /// Where replies are read into, before the hiredis reader takes them. Left uninitialized:
+    /// only the pages a read reaches become resident (a host holds one connection per list key).
+    private var inbound: [UInt8]
     /// Socket read timeout in seconds (must exceed any blocking command's own timeout).
     public var readTimeout: Double {
         didSet { socket?.setTimeouts(read: readTimeout) }
     }
 
-    public init(url: RedisURL, readTimeout: Double = 30) {
+    /// `readBufferSize`: the most read from the socket at once (a larger reply takes several reads).
+    public init(url: RedisURL, readTimeout: Double = 30, readBufferSize: Int = 65536) {
         self.url = url
         self.readTimeout = readTimeout
+        self.inbound = [UInt8](unsafeUninitializedCapacity: max(512, readBufferSize)) { _, count in count = max(512, readBufferSize) }
     }
 
     deinit { disconnect() }

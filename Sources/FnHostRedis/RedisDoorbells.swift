@@ -37,7 +37,8 @@ final class RedisDoorbells: @unchecked Sendable {
 
         init(key: String, url: RedisURL) {
             self.key = key
-            self.connection = RedisConnection(url: url, readTimeout: Double(RedisDoorbells.blockSeconds) + 10)
+            // Its replies are single messages, read in 4 KB steps: one bell per list key adds up.
+            self.connection = RedisConnection(url: url, readTimeout: Double(RedisDoorbells.blockSeconds) + 10, readBufferSize: 4096)
             self.command = [Array("BLMOVE".utf8), Array(key.utf8), Array(key.utf8), Array("RIGHT".utf8), Array("RIGHT".utf8),
                             Array(String(RedisDoorbells.blockSeconds).utf8)]
         }
