@@ -13,4 +13,16 @@ struct FnHost: ParsableCommand {
         subcommands: [Serve.self, List.self, Call.self, Routes.self, CFlags.self, DeadLetters.self, Reload.self, New.self, Worker.self],
         defaultSubcommand: nil
     )
+
+    /// ArgumentParser's own `main`, with URL passwords masked in the process's command line
+    /// once the arguments are parsed (`CommandLineSecrets`).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            CommandLineSecrets.mask()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

@@ -38,6 +38,16 @@ def secrets(server) -> list[str]:
     return [server.password, WRONG_PASSWORD, *key_lines]
 
 
+def assert_command_line_masked(host, url: str, passwords: list[str]):
+    """`ps` shows the host's --broker URL with its password overwritten by `*`, same length."""
+    cmdline = Path(f"/proc/{host.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    masked = url
+    for password in passwords:
+        masked = masked.replace(password, "*" * len(password))
+    assert masked in cmdline, cmdline
+    assert_no_secret("the command line (ps)", cmdline, None, passwords)
+
+
 def assert_no_secret(what: str, text: str, server, secrets_list: list[str] | None = None):
     leaked = [s for s in (secrets_list or secrets(server)) if s in text]
     assert not leaked, f"{what} holds a secret ({leaked[0][:8]}...):\n{text[:4000]}"
@@ -143,11 +153,13 @@ def test_no_output_holds_a_secret(serve, make_functions, fnhost_cli, redis_tls_s
     wrong = serve(functions, "--config", config, "-c", "1", "-l", "debug", "--broker", server.url(14, password=WRONG_PASSWORD),
                   urls=False, ready=False)
     wrong.wait_for_log(r"WRONGPASS|invalid password|refused the connection setup")
+    assert_command_line_masked(wrong, server.url(14, password=WRONG_PASSWORD), [WRONG_PASSWORD])
     wrong.stop()
     assert_no_secret("the log on a wrong password", wrong.log, server)
     unreachable = serve(functions, "--config", config, "-c", "1", "-l", "debug",
                         "--broker", f"rediss://:{server.password}@127.0.0.1:{_free_port()}/0", urls=False, ready=False)
     unreachable.wait_for_log(r"cannot reach the broker")
+    assert_command_line_masked(unreachable, f"rediss://:{server.password}@127.0.0.1:", [server.password])
     unreachable.stop()
     assert_no_secret("the log on an unreachable server", unreachable.log, server)
     malformed = fnhost_cli("serve", "--functions", functions, "--broker", f"rediss://:{server.password}@localhost:notaport/0")
@@ -194,6 +206,7 @@ def test_no_output_holds_an_amqp_password(serve, make_functions, fnhost_cli, rab
     wrong_url = url.replace(AMQP_PASSWORD, WRONG_PASSWORD)
     wrong = serve(functions, "-c", "1", "-l", "debug", "--broker", wrong_url, "--backend", "rpc://", urls=False, ready=False)
     wrong.wait_for_log(r"cannot reach the broker|ACCESS_REFUSED|refused")
+    assert_command_line_masked(wrong, wrong_url, [WRONG_PASSWORD])
     wrong.stop()
     assert_no_secret("the log on a wrong AMQP password", wrong.log, None, hidden)
     for broker in (wrong_url, f"amqp://fnsecret:{AMQP_PASSWORD}@127.0.0.1:{_free_port()}/{vhost}"):
