@@ -30,8 +30,11 @@ for raw in envelopes:
     write("FuzzRedisEnvelope", raw)
     write("FuzzTaskMessage", json.dumps(env["headers"]).encode())
     write("FuzzTaskMessage", body)
+    try:
+        embed = json.loads(body)[2]
+    except (ValueError, IndexError, KeyError, TypeError):
+        continue  # a body that is not Celery's JSON (signed with the auth serializer, ...)
     write("FuzzCanvasSignature", body)
-    embed = json.loads(body)[2]
     for key in ("callbacks", "errbacks", "chain"):
         for sig in embed.get(key) or []:
             write("FuzzCanvasSignature", json.dumps(sig).encode())
@@ -42,6 +45,12 @@ for manifest in [
     b'library: libm.so.6\ntasks:\n  math.hypot: { symbol: hypot, signature: "f64(f64,f64)", queue: math }\n  math.floor: { symbol: floor, signature: "f64(f64)" }\n',
     b"library: ./libfast.so\ntasks:\n  fast.sum:\n    symbol: fast_sum\n    signature: \"i64(ptr,u64)\"\n    concurrency: 4\n    time_limit: 2.5\n    acks_late: true\n",
     b"library: libz.so.1\ntasks:\n  z.crc: { symbol: crc32, signature: \"u64(u64,str,u32)\", rate_limit: 10/s, max_retries: 3 }\n",
+    # The rest of the YAML the reader takes (FnHostYAML): documents, comments, block scalars,
+    # quoting and escapes, sequences, flow collections over lines, YAML 1.1 scalars.
+    b"---\n# a comment\nlibrary: 'lib''s.so'   # trailing\ntasks: {\n  a.b: { symbol: f, signature: \"void()\",\n         queue: q },\n}\n...\n",
+    b"library: \"lib\\x41\\u00e9\\ttab.so\"\ntasks:\n  t.x:\n    symbol: x\n    signature: >-\n      f64(\n      f64)\n    time_limit: 1:30\n    acks_late: yes\n    rate_limit: |\n      10/m\n",
+    b"library: libm.so.6\ntasks:\n  s:\n  - a\n  - [b, {c: d}]\n  -\n    e: 0x1F\n    f: .inf\n    g: ~\n",
+    b"library: &a libm.so.6\ntasks: *a\n",
 ]:
     write("FuzzPluginManifest", manifest)
 
