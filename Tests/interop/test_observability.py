@@ -199,6 +199,7 @@ def test_inspect_answers_in_celerys_shapes(serve, make_functions, celery_app, re
     assert all(q["exchange"]["type"] == "direct" and q["routing_key"] == q["name"] for q in queues)
     conf = inspect.conf()[NODE]
     assert conf["worker_concurrency"] == 1 and "obs" in conf["broker_url"]
+    assert conf["broker_transport_options"] == {"visibility_timeout": 3600, "fnhost_lease_timeout": 30}
     assert "s3cret-pw" not in json.dumps(conf)
     clock = celery_app.control.broadcast("clock", reply=True, timeout=CONTROL_TIMEOUT, limit=1)
     assert isinstance(clock[0][NODE]["clock"], int)

@@ -6,7 +6,8 @@ extension Serve {
     /// What the `conf` remote-control command answers: the host's settings under Celery's
     /// names, with every password masked (a secret never reaches a reply).
     static func celeryConf(broker: String, backend: String, concurrency: Int, prefetch: Int, maxTasks: Int?, maxMemory: Int?,
-                           pool: String, queues: [String], events: Bool, security: SecuritySettings? = nil, signResults: Bool = false) -> JSONObject {
+                           pool: String, queues: [String], events: Bool, security: SecuritySettings? = nil, signResults: Bool = false,
+                           visibilityTimeout: Double? = nil, leaseTimeout: Double? = nil) -> JSONObject {
         var conf: JSONObject = [
             "broker_url": .string(ConnectionURL.mask(broker)),
             "result_backend": .string(ConnectionURL.mask(backend)),
@@ -21,6 +22,7 @@ extension Serve {
             "task_serializer": "json",
             "result_serializer": "json",
             "accept_content": ["json"],
+            "broker_transport_options": .object(transportOptions(broker: broker, visibilityTimeout: visibilityTimeout, leaseTimeout: leaseTimeout)),
         ]
         if let security {
             // As Celery's `conf` reply does for every *KEY*/*PASS* setting: masked. The key
@@ -35,5 +37,16 @@ extension Serve {
             conf["security_digest"] = .string(security.digest)
         }
         return conf
+    }
+
+    /// `broker_transport_options` as the host runs them: on Redis, kombu's `visibility_timeout`
+    /// and fnhost's `fnhost_lease_timeout` (defaults included); nothing on RabbitMQ.
+    static func transportOptions(broker: String, visibilityTimeout: Double?, leaseTimeout: Double?) -> JSONObject {
+        guard broker.hasPrefix("redis://") || broker.hasPrefix("rediss://") else { return [:] }
+        func seconds(_ value: Double) -> JSON { value == value.rounded() && abs(value) < 1e15 ? .int(Int64(value)) : .double(value) }
+        var options: JSONObject = [:]
+        if let visibilityTimeout { options["visibility_timeout"] = seconds(visibilityTimeout) }
+        if let leaseTimeout { options["fnhost_lease_timeout"] = seconds(leaseTimeout) }
+        return options
     }
 }

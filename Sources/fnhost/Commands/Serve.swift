@@ -109,6 +109,7 @@ struct Serve: ParsableCommand {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
         let nodename = hostname ?? file.hostname ?? "fnhost@" + String(decoding: host.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let visibilityTimeout = file.visibilityTimeout ?? 3600, leaseTimeout = file.leaseTimeout ?? 30
         let settings = HostRuntime.Settings(
             functionsDirectory: try plugins.functionsDirectory(file),
             stateDirectory: plugins.resolvedStateDirectory,
@@ -121,8 +122,8 @@ struct Serve: ParsableCommand {
             resultExpires: file.resultExpires ?? 86_400,
             taskOverrides: file.tasks,
             gracePeriod: gracePeriod,
-            visibilityTimeout: file.visibilityTimeout ?? 3600,
-            leaseTimeout: file.leaseTimeout ?? 30,
+            visibilityTimeout: visibilityTimeout,
+            leaseTimeout: leaseTimeout,
             recycle: RecyclePolicy(maxTasksPerChild: maxTasks, maxMemoryPerChild: maxMemory),
             idle: IdlePolicy(idleTimeout: idleTimeout, minProcesses: min(scale?.min ?? 0, c)),
             pool: poolKind,
@@ -142,7 +143,8 @@ struct Serve: ParsableCommand {
                 poolImplementation: "fnhost:\(poolKind.rawValue)", maxTasksPerChild: maxTasks,
                 configuration: Self.celeryConf(broker: brokerURL, backend: backendURL, concurrency: c, prefetch: prefetchMultiplier ?? file.prefetchMultiplier ?? 4,
                                                maxTasks: maxTasks, maxMemory: maxMemory, pool: poolKind.rawValue, queues: extra, events: taskEvents || (file.sendTaskEvents ?? false),
-                                               security: security?.settings, signResults: security?.signResults ?? false)))
+                                               security: security?.settings, signResults: security?.signResults ?? false,
+                                               visibilityTimeout: visibilityTimeout, leaseTimeout: leaseTimeout)))
         let logger = LogSetup.bootstrap(try plugins.logLevel, format: try LogFormat(parsing: logFormat))
         for key in file.ignored { logger.warning("config: \(key) is not supported yet and is ignored") }
         if geteuid() == 0 { logger.warning("running as root: plugins run as root too; start with --user NAME to drop privileges") }
