@@ -163,11 +163,11 @@ public struct YAMLReader {
         let keyLine = line
         switch byte {
         case UInt8(ascii: "\""):
-            let text = try doubleQuoted()
+            let text = try quoted()
             skipInlineSpace()
             return YAMLScalar(text, style: .doubleQuoted, line: keyLine)
         case UInt8(ascii: "'"):
-            let text = try singleQuoted()
+            let text = try quoted()
             skipInlineSpace()
             return YAMLScalar(text, style: .singleQuoted, line: keyLine)
         default:
@@ -186,7 +186,7 @@ public struct YAMLReader {
         case UInt8(ascii: "\""), UInt8(ascii: "'"):
             let saved = (i, line, lineStart)
             defer { (i, line, lineStart) = saved }
-            if byte == UInt8(ascii: "\"") { _ = try doubleQuoted() } else { _ = try singleQuoted() }
+            _ = try quoted()
             skipInlineSpace()
             return !atEnd && byte == UInt8(ascii: ":") && isBlankOrEnd(at: i + 1)
         case UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: "|"), UInt8(ascii: ">"), UInt8(ascii: "#"):
@@ -215,9 +215,9 @@ public struct YAMLReader {
         case UInt8(ascii: "["), UInt8(ascii: "{"):
             node = try flow()
         case UInt8(ascii: "\""):
-            node = .scalar(YAMLScalar(try doubleQuoted(), style: .doubleQuoted, line: startLine))
+            node = .scalar(YAMLScalar(try quoted(), style: .doubleQuoted, line: startLine))
         case UInt8(ascii: "'"):
-            node = .scalar(YAMLScalar(try singleQuoted(), style: .singleQuoted, line: startLine))
+            node = .scalar(YAMLScalar(try quoted(), style: .singleQuoted, line: startLine))
         case UInt8(ascii: "|"), UInt8(ascii: ">"):
             return try blockScalar(parentIndent: parentIndent)
         default:
@@ -293,53 +293,68 @@ public struct YAMLReader {
         return text
     }
 
-    private mutating func doubleQuoted() throws(Error) -> String {
+    /// A single- or double-quoted scalar, from its opening quote: `''` is a quote in single
+    /// quotes, `\` starts an escape in double quotes, and line breaks fold in both.
+    private mutating func quoted() throws(Error) -> String {
         let startLine = line
+        let quote = byte
+        let double = quote == UInt8(ascii: "\"")
         i += 1
         var out: [UInt8] = []
         while true {
-            guard !atEnd else { throw Error(line: startLine, problem: "a double-quoted value is not closed") }
+            guard !atEnd else { throw Error(line: startLine, problem: "a \(double ? "double" : "single")-quoted value is not closed") }
             let c = byte
-            if c == UInt8(ascii: "\"") { i += 1; break }
-            if c == UInt8(ascii: "\\") {
+            if c == quote {
+                if !double, i + 1 < bytes.count, bytes[i + 1] == quote {
+                    out.append(c)
+                    i += 2
+                    continue
+                }
+                i += 1
+                return String(decoding: out, as: UTF8.self)
+            }
+            if double, c == UInt8(ascii: "\\") {
                 i += 1
                 guard !atEnd else { throw Error(line: startLine, problem: "a double-quoted value is not closed") }
-                let e = byte
-                i += 1
-                switch e {
-                case UInt8(ascii: "0"): out.append(0)
-                case UInt8(ascii: "a"): out.append(7)
-                case UInt8(ascii: "b"): out.append(8)
-                case UInt8(ascii: "t"), 9: out.append(9)
-                case UInt8(ascii: "n"): out.append(10)
-                case UInt8(ascii: "v"): out.append(11)
-                case UInt8(ascii: "f"): out.append(12)
-                case UInt8(ascii: "r"): out.append(13)
-                case UInt8(ascii: "e"): out.append(27)
-                case UInt8(ascii: " "), UInt8(ascii: "\""), UInt8(ascii: "/"), UInt8(ascii: "\\"): out.append(e)
-                case UInt8(ascii: "N"): out.append(contentsOf: [0xC2, 0x85])
-                case UInt8(ascii: "_"): out.append(contentsOf: [0xC2, 0xA0])
-                case UInt8(ascii: "L"): out.append(contentsOf: [0xE2, 0x80, 0xA8])
-                case UInt8(ascii: "P"): out.append(contentsOf: [0xE2, 0x80, 0xA9])
-                case UInt8(ascii: "x"): try appendEscaped(digits: 2, to: &out)
-                case UInt8(ascii: "u"): try appendEscaped(digits: 4, to: &out)
-                case UInt8(ascii: "U"): try appendEscaped(digits: 8, to: &out)
-                case UInt8(ascii: "\n"):
-                    // An escaped line break: joined without a space.
-                    newLine()
-                    skipInlineSpace()
-                default: throw fail("unknown escape `\\\(Character(UnicodeScalar(e)))` in a double-quoted value")
-                }
-                continue
-            }
-            if c == UInt8(ascii: "\n") {
+                try appendEscape(to: &out)
+            } else if c == UInt8(ascii: "\n") {
                 try foldQuotedLineBreak(into: &out)
-                continue
+            } else {
+                out.append(c)
+                i += 1
             }
-            out.append(c)
-            i += 1
         }
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The escape after a `\` in a double-quoted scalar.
+    private mutating func appendEscape(to out: inout [UInt8]) throws(Error) {
+        let e = byte
+        i += 1
+        switch e {
+        case UInt8(ascii: "0"): out.append(0)
+        case UInt8(ascii: "a"): out.append(7)
+        case UInt8(ascii: "b"): out.append(8)
+        case UInt8(ascii: "t"), 9: out.append(9)
+        case UInt8(ascii: "n"): out.append(10)
+        case UInt8(ascii: "v"): out.append(11)
+        case UInt8(ascii: "f"): out.append(12)
+        case UInt8(ascii: "r"): out.append(13)
+        case UInt8(ascii: "e"): out.append(27)
+        case UInt8(ascii: " "), UInt8(ascii: "\""), UInt8(ascii: "/"), UInt8(ascii: "\\"): out.append(e)
+        case UInt8(ascii: "N"): out.append(contentsOf: [0xC2, 0x85])
+        case UInt8(ascii: "_"): out.append(contentsOf: [0xC2, 0xA0])
+        case UInt8(ascii: "L"): out.append(contentsOf: [0xE2, 0x80, 0xA8])
+        case UInt8(ascii: "P"): out.append(contentsOf: [0xE2, 0x80, 0xA9])
+        case UInt8(ascii: "x"): try appendEscaped(digits: 2, to: &out)
+        case UInt8(ascii: "u"): try appendEscaped(digits: 4, to: &out)
+        case UInt8(ascii: "U"): try appendEscaped(digits: 8, to: &out)
+        case UInt8(ascii: "\n"):
+            // An escaped line break: joined without a space (the cursor is past it already).
+            line += 1
+            lineStart = i
+            skipInlineSpace()
+        default: throw fail("unknown escape `\\\(Character(UnicodeScalar(e)))` in a double-quoted value")
+        }
     }
 
     private mutating func appendEscaped(digits: Int, to out: inout [UInt8]) throws(Error) {
@@ -349,32 +364,6 @@ public struct YAMLReader {
         }
         i += digits
         out.append(contentsOf: Array(String(Character(scalar)).utf8))
-    }
-
-    private mutating func singleQuoted() throws(Error) -> String {
-        let startLine = line
-        i += 1
-        var out: [UInt8] = []
-        while true {
-            guard !atEnd else { throw Error(line: startLine, problem: "a single-quoted value is not closed") }
-            let c = byte
-            if c == UInt8(ascii: "'") {
-                if i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "'") {
-                    out.append(c)
-                    i += 2
-                    continue
-                }
-                i += 1
-                break
-            }
-            if c == UInt8(ascii: "\n") {
-                try foldQuotedLineBreak(into: &out)
-                continue
-            }
-            out.append(c)
-            i += 1
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// A line break inside a quoted scalar: trailing spaces dropped, a space for one break, a
@@ -513,8 +502,8 @@ public struct YAMLReader {
         let nodeLine = line
         switch byte {
         case UInt8(ascii: "["), UInt8(ascii: "{"): return try flow()
-        case UInt8(ascii: "\""): return .scalar(YAMLScalar(try doubleQuoted(), style: .doubleQuoted, line: nodeLine))
-        case UInt8(ascii: "'"): return .scalar(YAMLScalar(try singleQuoted(), style: .singleQuoted, line: nodeLine))
+        case UInt8(ascii: "\""): return .scalar(YAMLScalar(try quoted(), style: .doubleQuoted, line: nodeLine))
+        case UInt8(ascii: "'"): return .scalar(YAMLScalar(try quoted(), style: .singleQuoted, line: nodeLine))
         case UInt8(ascii: "]"), UInt8(ascii: "}"): throw fail("unexpected `\(Character(UnicodeScalar(byte)))` in a flow collection")
         case UInt8(ascii: ","): throw fail("an empty entry in a flow collection")
         default:

@@ -73,6 +73,8 @@ private func problem(_ text: String) -> YAMLReader.Error? {
         #expect(try json(#"a: "tab\there \"q\" \\ \u00e9 \x41 \U0001F600 \/""#) == .object(["a": "tab\there \"q\" \\ é A 😀 /"]))
         #expect(try json("a: \"one\n  two\n\n  three\"") == .object(["a": "one two\nthree"]))
         #expect(try json("a: \"joined\\\n  here\"") == .object(["a": "joinedhere"]))
+        #expect(try json("a: \"joined\\\nhere\"\nb: 1") == .object(["a": "joinedhere", "b": 1]))
+        #expect(problem("a: \"x\\\n")?.line == 1)
         #expect(problem(#"a: "\q""#)?.problem.contains("unknown escape") == true)
     }
 
