@@ -5,11 +5,14 @@ Everything here talks to real processes: the fnhost binary, redis-server and Cel
 
 from __future__ import annotations
 
+import array
+import fcntl
 import json
 import os
 import re
 import signal
 import subprocess
+import termios
 import threading
 import time
 from pathlib import Path
@@ -42,30 +45,79 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
 
 
 class StreamLog:
-    """Collects a child's output stream, line by line, in a thread; tests search it."""
+    """Collects a child's output stream, line by line, in a thread; tests search it.
+
+    What a test reads (`text`, `search`) holds every line the child wrote before the call: a
+    line the child wrote before it stored a task's result is there once the test has the result,
+    however late the collecting thread runs. The thread reads the descriptor unbuffered, and a
+    read first waits until the bytes waiting in the pipe at that moment (FIONREAD) are taken in;
+    it never waits for what is written later."""
 
     def __init__(self, stream):
         self._lines: list[str] = []
+        self._partial = b""
         self._cond = threading.Condition()
+        self._fd = stream.fileno()
+        self._blocked = False  # the thread waits in os.read with everything read so far in _lines
+        self._taken = 0  # bytes read and split into lines
+        self._done = False
         self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
         self._thread.start()
 
     def _pump(self, stream):
-        for raw in iter(stream.readline, b""):
+        while True:
             with self._cond:
-                self._lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._blocked = True
+                self._cond.notify_all()
+            try:
+                data = os.read(self._fd, 65536)
+            except OSError:
+                data = b""
+            with self._cond:
+                self._blocked = False
+                if not data:
+                    if self._partial:
+                        self._lines.append(self._partial.decode("utf-8", "replace"))
+                    self._done = True
+                    self._cond.notify_all()
+                    break
+                self._taken += len(data)
+                *complete, self._partial = (self._partial + data).split(b"\n")
+                self._lines.extend(raw.decode("utf-8", "replace") for raw in complete)
                 self._cond.notify_all()
         stream.close()
+
+    def _settle(self, timeout: float = 5.0):
+        """Waits (caller holds _cond) until every byte the child wrote so far is in _lines."""
+        deadline = time.monotonic() + timeout
+        # First, until what the thread has read is split into lines (it is back in os.read)...
+        while not self._done and not self._blocked:
+            if not self._cond.wait(max(0.0, deadline - time.monotonic())):
+                return
+        if self._done:
+            return
+        # ...then until the bytes waiting in the pipe now are read too.
+        pending = array.array("i", [0])
+        try:
+            fcntl.ioctl(self._fd, termios.FIONREAD, pending, True)
+        except OSError:
+            return
+        target = self._taken + pending[0]
+        while not self._done and self._taken < target:
+            if not self._cond.wait(max(0.0, deadline - time.monotonic())):
+                return
 
     @property
     def text(self) -> str:
         with self._cond:
+            self._settle()
             return "\n".join(self._lines)
 
     def search(self, pattern: str) -> re.Match | None:
         """The first line matching the regex `pattern`, or None."""
         regex = re.compile(pattern)
         with self._cond:
+            self._settle()
             for line in self._lines:
                 m = regex.search(line)
                 if m:
