@@ -271,11 +271,11 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
         let t: pthread_t? = lock.withLock {
             stopping = true
             lock.broadcast()
+            defer { thread = nil }  // taken once: a second `close` must not join it again
             return thread
         }
         wake()
         if let t { pthread_join(t, nil) }
-        lock.withLock { thread = nil }
         publisher.close()
     }
 

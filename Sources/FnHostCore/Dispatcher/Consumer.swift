@@ -45,8 +45,11 @@ public final class Consumer: @unchecked Sendable {
 
     /// Stops fetching; returns once the loop has ended (within one poll timeout).
     public func stop() {
+        // The handle is taken once: a second `stop` must not join the thread again (a joined
+        // thread's handle may already name another thread).
         let t = lock.withLock { () -> pthread_t? in
             stopped = true
+            defer { thread = nil }
             return thread
         }
         if let t { pthread_join(t, nil) }

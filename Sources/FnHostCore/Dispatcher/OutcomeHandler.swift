@@ -132,9 +132,11 @@ public final class OutcomeHandler: @unchecked Sendable {
 
     /// Stops the thread after the current batch; what is still pending is reported and left.
     public func stop() {
-        let t = lock.withLock {
+        // The handle is taken once: a second `stop` must not join the thread again.
+        let t = lock.withLock { () -> pthread_t? in
             stopping = true
             lock.broadcast()
+            defer { thread = nil }
             return thread
         }
         if let t { pthread_join(t, nil) }

@@ -89,6 +89,8 @@ public final class EventDispatcher: TaskObserver, @unchecked Sendable {
         let threads = lock.withLock { () -> [pthread_t] in
             stopping = true
             lock.broadcast()
+            // Taken once: a second `stop` must not join them again.
+            defer { publisher = nil; heart = nil }
             return [publisher, heart].compactMap { $0 }
         }
         for t in threads { pthread_join(t, nil) }

@@ -83,13 +83,13 @@ public final class MetricsServer: @unchecked Sendable {
     public func stop() {
         let t = lock.withLock { () -> pthread_t? in
             stopping = true
+            defer { thread = nil }  // taken once: a second `stop` must not join it again
             return thread
         }
         if let t { pthread_join(t, nil) }
         lock.withLock {
             if fd >= 0 { close(fd) }
             fd = -1
-            thread = nil
         }
     }
 

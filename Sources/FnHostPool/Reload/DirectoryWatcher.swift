@@ -43,7 +43,13 @@ public final class DirectoryWatcher: @unchecked Sendable {
 
     /// Stops watching; returns once the thread has ended.
     public func stop() {
-        lock.withLock { stopped = true }
+        // Once only: a second stop must neither join the thread again nor close a descriptor
+        // number that may belong to something else by then.
+        let first = lock.withLock { () -> Bool in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
         if let thread { pthread_join(thread, nil) }
         thread = nil
         close(fd)
