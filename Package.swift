@@ -42,7 +42,7 @@ let package = Package(
         // Broker / result backend seams, dispatcher, policies, outcome handling, in-memory broker.
         .target(
             name: "FnHostCore",
-            dependencies: ["CeleryProtocol", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CeleryProtocol", "CFnHostSupport", .product(name: "Logging", package: "swift-log")]
         ),
 
         // kombu-compatible Redis broker and Celery's Redis result backend, over hiredis.

@@ -66,7 +66,7 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
     private var generation = 0
     private var connected = false
     private var stopping = false
-    private var thread: pthread_t?
+    private var thread: JoinableThread?
     private var reconnects = 0
     /// Delivery tags of the current connection not acknowledged or rejected yet, ascending
     /// (the I/O thread's own: acknowledged with `multiple` where a prefix is done).
@@ -120,7 +120,12 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
             self.queues = queues
             return thread == nil
         }
-        if start { thread = startThread(name: "fnhost-amqp-consumer") { [self] in run() } } else { wake() }
+        if start {
+            let t = startThread(name: "fnhost-amqp-consumer") { [self] in run() }
+            lock.withLock { thread = t }
+        } else {
+            wake()
+        }
     }
 
     /// Declares task queue `queue` and its direct exchange as Celery does. A 406 (the queue
@@ -268,14 +273,14 @@ public final class AMQPBroker: Broker, @unchecked Sendable {
     }
 
     public func close() {
-        let t: pthread_t? = lock.withLock {
+        let t: JoinableThread? = lock.withLock {
             stopping = true
             lock.broadcast()
-            defer { thread = nil }  // taken once: a second `close` must not join it again
+            defer { thread = nil }  // a later `consume` starts a thread of its own
             return thread
         }
         wake()
-        if let t { pthread_join(t, nil) }
+        t?.join()
         publisher.close()
     }
 

@@ -38,7 +38,7 @@ public final class AMQPPublisher: @unchecked Sendable {
         self.logger = logger
         if heartbeat > 0 {
             let interval = max(1, Double(heartbeat) / 4)
-            startThread(name: "fnhost-amqp-heartbeat") { [weak self] in
+            startDetachedThread(name: "fnhost-amqp-heartbeat") { [weak self] in
                 while let self, !self.isClosed {
                     sleepSeconds(interval)
                     self.lock.withLock {

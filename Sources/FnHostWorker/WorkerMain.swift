@@ -87,7 +87,7 @@ final class TaskRunner: @unchecked Sendable {
     private var queue: [Frame.RunTask] = []
     private var active = 0
     private var closing = false
-    private var workers: [pthread_t] = []
+    private var workers: [JoinableThread] = []
     private let memoryLimit = TaskMemoryLimit()
 
     init(plugin: LoadedPlugin, channel: FrameChannel, threads: Int) {
@@ -150,7 +150,7 @@ final class TaskRunner: @unchecked Sendable {
                 closing = true
                 lock.broadcast()
             }
-            for thread in workers { pthread_join(thread, nil) }
+            for thread in workers { thread.join() }
         }
         plugin.finish()
         return 0

@@ -62,7 +62,7 @@ final class GatedBackend: ResultBackend, @unchecked Sendable {
         #expect(handler.settlingTags() == [fetched[0].tag])
         #expect(memory.unackedCount == 1)
         backend.gate.open()
-        pthread_join(submitter, nil)
+        submitter.join()
         #expect(handler.settlingTags().isEmpty)
         #expect(memory.unackedCount == 0)
     }

@@ -64,7 +64,7 @@ import Glibc
                 for i in stride(from: t, to: settlements.count, by: 4) { handler.submitAndSettle(settlements[i]) }
             }
         }
-        for thread in threads { pthread_join(thread, nil) }
+        for thread in threads { thread.join() }
         #expect(handler.flush(timeout: 10))
         #expect((0..<200).allSatisfy { memory.result("m-\($0)")?.status == .success })
         #expect(memory.unackedCount == 0)

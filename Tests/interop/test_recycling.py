@@ -32,6 +32,25 @@ def test_max_tasks_per_child_replaces_the_process_every_n_tasks(serve, make_func
     assert host.stderr.search(rf"recycling worker process {pids[4]}\b") is None
 
 
+def mapped_regions(pid: int) -> int:
+    with open(f"/proc/{pid}/maps") as f:
+        return sum(1 for _ in f)
+
+
+def test_recycling_does_not_grow_the_host(serve, make_functions, celery_app):
+    """Each worker process has a reader thread in the host. Left joinable and never joined, each
+    kept its stack and guard page mapped after its worker was gone: two regions per recycle, until
+    the host could create no more threads (vm.max_map_count) and died."""
+    host = serve(make_functions("crash", examples=False), "-c", "1", "--max-tasks-per-child", "1")
+    for _ in range(5):
+        call(celery_app, "crash.pid")
+    before = mapped_regions(host.pid)
+    pids = {call(celery_app, "crash.pid") for _ in range(150)}
+    assert len(pids) == 150  # every task in a new process
+    grown = mapped_regions(host.pid) - before
+    assert grown < 40, f"the host maps {grown} more regions after 150 worker processes came and went"
+
+
 def test_max_memory_per_child_below_any_process_recycles_after_every_task(serve, make_functions, celery_app):
     host = serve(make_functions("crash", examples=False), "-c", "1", "--max-memory-per-child", "1")
     pids = [call(celery_app, "crash.pid") for _ in range(4)]  # .get() raises if any task failed

@@ -15,6 +15,9 @@ static inline int fnhost_set_parent_death_signal(int sig) { return prctl(PR_SET_
 /* Neither this process nor anything it executes can gain privileges (setuid bits, file caps). */
 static inline int fnhost_set_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
 
+/* Names the calling thread (`top -H`, /proc/PID/task/TID/comm); the kernel keeps 15 bytes. */
+static inline int fnhost_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
+
 static inline int fnhost_wifexited(int status) { return WIFEXITED(status); }
 static inline int fnhost_wexitstatus(int status) { return WEXITSTATUS(status); }
 static inline int fnhost_wifsignaled(int status) { return WIFSIGNALED(status); }

@@ -17,7 +17,7 @@ public final class Consumer: @unchecked Sendable {
     private let logger: Logger
     private let lock = ConditionLock()
     private var stopped = false
-    private var thread: pthread_t?
+    private var thread: JoinableThread?
     private var progressAt = monotonicNow()
     private var connected = false
     /// Seconds a fetch waits for a message (kombu's `brpop_timeout`).
@@ -45,14 +45,11 @@ public final class Consumer: @unchecked Sendable {
 
     /// Stops fetching; returns once the loop has ended (within one poll timeout).
     public func stop() {
-        // The handle is taken once: a second `stop` must not join the thread again (a joined
-        // thread's handle may already name another thread).
-        let t = lock.withLock { () -> pthread_t? in
+        let t = lock.withLock { () -> JoinableThread? in
             stopped = true
-            defer { thread = nil }
             return thread
         }
-        if let t { pthread_join(t, nil) }
+        t?.join()
     }
 
     private var isStopped: Bool { lock.withLock { stopped } }

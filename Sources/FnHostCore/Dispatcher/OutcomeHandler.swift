@@ -35,7 +35,7 @@ public final class OutcomeHandler: @unchecked Sendable {
     private var stopping = false
     /// Threads waiting in `flush`.
     private var flushing = 0
-    private var thread: pthread_t?
+    private var thread: JoinableThread?
     /// The most settlements carried out in one round trip.
     public let batchSize: Int
 
@@ -132,14 +132,12 @@ public final class OutcomeHandler: @unchecked Sendable {
 
     /// Stops the thread after the current batch; what is still pending is reported and left.
     public func stop() {
-        // The handle is taken once: a second `stop` must not join the thread again.
-        let t = lock.withLock { () -> pthread_t? in
+        let t = lock.withLock { () -> JoinableThread? in
             stopping = true
             lock.broadcast()
-            defer { thread = nil }
             return thread
         }
-        if let t { pthread_join(t, nil) }
+        t?.join()
         let left = lock.withLock { pending.count + (handedOver?.batch.count ?? 0) }
         if left > 0 { logger.warning("outcome handler stopped with \(left) settlements not carried out; their deliveries stay unacknowledged and will be redelivered") }
     }

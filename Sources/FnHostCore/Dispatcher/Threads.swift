@@ -1,3 +1,5 @@
+import CFnHostSupport
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -71,14 +73,64 @@ private final class ThreadBody {
     }
 }
 
-/// Starts a detached-joinable OS thread running `body`. The host's blocking I/O (broker
-/// connections, worker sockets) runs on such threads, never on the Swift cooperative pool.
-@discardableResult
-public func startThread(name: String, _ body: @escaping () -> Void) -> pthread_t {
+/// An OS thread that is joined at most once.
+///
+/// A joined thread's handle may name a new thread soon after (glibc reuses them), so joining
+/// one twice can wait on, or corrupt, someone else's thread. `join()` is safe to call any number
+/// of times from any threads: the first joins, the others wait until that join has returned.
+public final class JoinableThread: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var handle: pthread_t?
+    private var joined = false
+
+    fileprivate init(_ handle: pthread_t) { self.handle = handle }
+
+    /// Returns once the thread has ended. Called on the thread itself, it returns at once
+    /// (the thread cannot wait for its own end; it is joined by the next caller from elsewhere).
+    public func join() {
+        let mine: pthread_t? = lock.withLock {
+            guard let h = handle else {
+                while !joined { lock.wait() }
+                return nil
+            }
+            if pthread_equal(h, pthread_self()) != 0 { return nil }
+            handle = nil
+            return h
+        }
+        guard let mine else { return }
+        pthread_join(mine, nil)
+        lock.withLock {
+            joined = true
+            lock.broadcast()
+        }
+    }
+}
+
+/// Starts an OS thread running `body`, to be joined (`JoinableThread.join`) by whoever stops it.
+/// The host's blocking I/O (broker connections, worker sockets) runs on such threads, never on
+/// the Swift cooperative pool.
+public func startThread(name: String, _ body: @escaping () -> Void) -> JoinableThread {
+    JoinableThread(spawnThread(name: name, detached: false, body))
+}
+
+/// Starts an OS thread running `body` that nobody joins: its stack and handle go back to the
+/// system when `body` returns. For threads that end on their own (a worker process's reader)
+/// or live as long as the process; a joinable thread that is never joined keeps its stack
+/// mapped for the life of the process.
+public func startDetachedThread(name: String, _ body: @escaping () -> Void) {
+    _ = spawnThread(name: name, detached: true, body)
+}
+
+private func spawnThread(name: String, detached: Bool, _ body: @escaping () -> Void) -> pthread_t {
     let box = Unmanaged.passRetained(ThreadBody(name, body)).toOpaque()
+    var attr = pthread_attr_t()
+    pthread_attr_init(&attr)
+    defer { pthread_attr_destroy(&attr) }
+    pthread_attr_setdetachstate(&attr, Int32(detached ? PTHREAD_CREATE_DETACHED : PTHREAD_CREATE_JOINABLE))
     var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { raw in
+    let rc = pthread_create(&thread, &attr, { raw in
         let box = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
+        _ = fnhost_set_thread_name(box.name)  // for `top -H` and debuggers
         box.body()
         return nil
     }, box)

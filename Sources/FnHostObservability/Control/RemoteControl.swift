@@ -77,7 +77,7 @@ public final class RemoteControl: @unchecked Sendable {
     private let transport: any MonitoringTransport
     private let lock = ConditionLock()
     private var stopping = false
-    private var thread: pthread_t?
+    private var thread: JoinableThread?
     /// Autoscale bounds set by `autoscale` (max, min).
     var autoscaleBounds: (max: Int, min: Int)?
 
@@ -107,12 +107,11 @@ public final class RemoteControl: @unchecked Sendable {
 
     /// Stops consuming; returns within one receive timeout.
     public func stop() {
-        let t = lock.withLock { () -> pthread_t? in
+        let t = lock.withLock { () -> JoinableThread? in
             stopping = true
-            defer { thread = nil }
             return thread
         }
-        if let t { pthread_join(t, nil) }
+        t?.join()
     }
 
     private func run() {

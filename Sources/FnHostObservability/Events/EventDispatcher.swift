@@ -44,8 +44,8 @@ public final class EventDispatcher: TaskObserver, @unchecked Sendable {
     private var buffer: [MonitoringMessage] = []
     private var taskEvents: Bool
     private var stopping = false
-    private var publisher: pthread_t?
-    private var heart: pthread_t?
+    private var publisher: JoinableThread?
+    private var heart: JoinableThread?
     private var dropped = 0
     private let pid = Int64(getpid())
 
@@ -86,14 +86,12 @@ public final class EventDispatcher: TaskObserver, @unchecked Sendable {
     /// Sends `worker-offline`, publishes what is buffered, and stops the threads.
     public func stop() {
         send(workerEvent("worker-offline"))
-        let threads = lock.withLock { () -> [pthread_t] in
+        let threads = lock.withLock { () -> [JoinableThread] in
             stopping = true
             lock.broadcast()
-            // Taken once: a second `stop` must not join them again.
-            defer { publisher = nil; heart = nil }
             return [publisher, heart].compactMap { $0 }
         }
-        for t in threads { pthread_join(t, nil) }
+        for t in threads { t.join() }
     }
 
     /// Sends a `worker-heartbeat` now (the `heartbeat` control command asks for `freq` 5).

@@ -37,7 +37,7 @@ public final class MetricsServer: @unchecked Sendable {
     private let lock = ConditionLock()
     private var fd: Int32 = -1
     private var stopping = false
-    private var thread: pthread_t?
+    private var thread: JoinableThread?
     /// The port bound (the requested one, or the one chosen for port 0).
     public private(set) var port: Int
 
@@ -81,12 +81,11 @@ public final class MetricsServer: @unchecked Sendable {
 
     /// Stops accepting and closes the socket.
     public func stop() {
-        let t = lock.withLock { () -> pthread_t? in
+        let t = lock.withLock { () -> JoinableThread? in
             stopping = true
-            defer { thread = nil }  // taken once: a second `stop` must not join it again
             return thread
         }
-        if let t { pthread_join(t, nil) }
+        t?.join()
         lock.withLock {
             if fd >= 0 { close(fd) }
             fd = -1

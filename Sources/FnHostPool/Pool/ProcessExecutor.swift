@@ -94,7 +94,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
         self.logger = logger
         self.launch = launch
         if idle.idleTimeout != nil {
-            startThread(name: "fnhost-idle") { [weak self] in self?.reapIdleProcesses() }
+            startDetachedThread(name: "fnhost-idle") { [weak self] in self?.reapIdleProcesses() }
         }
     }
 

@@ -19,7 +19,7 @@ final class SpawnThread: @unchecked Sendable {
     private var jobs: [() -> Void] = []
 
     private init() {
-        _ = startThread(name: "fnhost-spawn") { [self] in run() }
+        startDetachedThread(name: "fnhost-spawn") { [self] in run() }
     }
 
     /// Runs `job` on the spawn thread and returns its result; the caller waits.

@@ -138,7 +138,7 @@ public final class WorkerProcess: @unchecked Sendable {
             throw SpawnError(description: "posix_spawn \(spec.executable) failed: \(String(cString: strerror(rc)))")
         }
         let process = WorkerProcess(pid: pid, plugin: spec.pluginName, pluginPath: spec.pluginPath, channel: FrameChannel(fd: fds[0]))
-        startThread(name: "fnhost-w\(pid)") { process.readLoop(events) }
+        startDetachedThread(name: "fnhost-w\(pid)") { process.readLoop(events) }
         return process
     }
 

@@ -20,7 +20,7 @@ public final class DirectoryWatcher: @unchecked Sendable {
     private var watch: Int32 = -1
     private let lock = ConditionLock()
     private var stopped = false
-    private var thread: pthread_t?
+    private var thread: JoinableThread?
 
     /// Why the directory cannot be watched.
     public struct Error: Swift.Error, CustomStringConvertible {
@@ -43,15 +43,14 @@ public final class DirectoryWatcher: @unchecked Sendable {
 
     /// Stops watching; returns once the thread has ended.
     public func stop() {
-        // Once only: a second stop must neither join the thread again nor close a descriptor
-        // number that may belong to something else by then.
+        // Once only: a second stop must not close a descriptor number that may belong to
+        // something else by then.
         let first = lock.withLock { () -> Bool in
             defer { stopped = true }
             return !stopped
         }
         guard first else { return }
-        if let thread { pthread_join(thread, nil) }
-        thread = nil
+        thread?.join()
         close(fd)
     }
 

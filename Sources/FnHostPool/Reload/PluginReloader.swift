@@ -33,7 +33,7 @@ public final class PluginReloader: @unchecked Sendable {
     /// Functions of each serving generation, as its plugin registered them (before overrides).
     private var functions: [String: [RegisteredFunction]]
     private var stopped = false
-    private var thread: pthread_t?
+    private var thread: JoinableThread?
 
     /// Starts from the first load (`catalog`: generation 1 of each loaded plugin). `install` is
     /// called with each new registry (the host applies its overrides and hands it to the
@@ -72,8 +72,7 @@ public final class PluginReloader: @unchecked Sendable {
             stopped = true
             lock.broadcast()
         }
-        if let thread { pthread_join(thread, nil) }
-        thread = nil
+        thread?.join()
     }
 
     /// The watcher saw `file` change.

@@ -217,7 +217,7 @@ final class HostRuntime: @unchecked Sendable {
         let interval = min(60, max(1, settings.visibilityTimeout / 2))
         let timeout = settings.visibilityTimeout
         let logger = self.logger
-        startThread(name: "fnhost-restore") { [self] in
+        startDetachedThread(name: "fnhost-restore") { [self] in
             repeat {
                 do {
                     let restored = try broker.restoreTimedOut(visibilityTimeout: timeout, holding: dispatcher.heldTags())
@@ -236,7 +236,7 @@ final class HostRuntime: @unchecked Sendable {
     private func startLeases(broker: RedisBroker, dispatcher: Dispatcher) {
         let interval = min(10, max(0.5, settings.leaseTimeout / 3))
         let logger = self.logger
-        startThread(name: "fnhost-leases") { [self] in
+        startDetachedThread(name: "fnhost-leases") { [self] in
             while true {
                 do {
                     try broker.renewLeases(dispatcher.heldTags())
@@ -259,7 +259,7 @@ final class HostRuntime: @unchecked Sendable {
     /// Moves due messages from the durable delayed store back to their queues, every 0.25 s.
     private func startDelayedMover(broker: RedisBroker) {
         let logger = self.logger
-        startThread(name: "fnhost-delayed") { [self] in
+        startDetachedThread(name: "fnhost-delayed") { [self] in
             repeat {
                 do {
                     let moved = try broker.moveDueDelayed()
