@@ -4,17 +4,21 @@ import Glibc
 
 /// Blocking frame I/O over one end of a socketpair.
 ///
-/// Threading: one thread reads (`receive`), and writes are serialized by the caller.
+/// Threading: one thread reads (`receive`); writes and `close` are serialized by the caller.
+/// Once closed, the channel writes nothing: its descriptor number may already belong to
+/// another connection (a new worker's socket), which must never receive this one's frames.
 public final class FrameChannel: @unchecked Sendable {
     public let fd: Int32
     private var decoder = FrameDecoder()
     private var readBuffer = [UInt8](repeating: 0, count: 1 << 16)
+    private var closed = false
 
     public init(fd: Int32) { self.fd = fd }
 
-    /// Writes a whole frame; false when the peer is gone.
+    /// Writes a whole frame; false when the peer is gone or the channel is closed.
     @discardableResult
     public func send(_ frame: Frame) -> Bool {
+        guard !closed else { return false }
         let bytes = frame.encoded()
         return bytes.withUnsafeBytes { raw -> Bool in
             var offset = 0
@@ -48,5 +52,10 @@ public final class FrameChannel: @unchecked Sendable {
         }
     }
 
-    public func close() { _ = Glibc.close(fd) }
+    /// Closes the descriptor, once; later sends return false.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        _ = Glibc.close(fd)
+    }
 }

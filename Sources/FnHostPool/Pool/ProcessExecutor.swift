@@ -291,8 +291,10 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
     private func retire(_ process: WorkerProcess) {
         process.shutdown()
         let timeout = retireTimeout
-        startTimer(after: timeout) { [weak self] in
-            guard let self else { return }
+        // Weakly: a process that exited is freed at once, not held (with its read buffer)
+        // until the timer fires.
+        startTimer(after: timeout) { [weak self, weak process] in
+            guard let self, let process else { return }
             let stuck = lock.withLock { slots[process.pid]?.process === process }
             if stuck {
                 logger.warning("worker process \(process.pid) (\(process.plugin)) did not exit within \(timeout)s of shutdown: killing it")

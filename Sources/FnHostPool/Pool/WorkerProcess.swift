@@ -171,7 +171,9 @@ public final class WorkerProcess: @unchecked Sendable {
             case .run, .shutdown: break
             }
         }
-        channel.close()
+        // Under the write lock: a `run` or `shutdown` racing the end of the stream must not
+        // write to the descriptor number after it is closed (it may name a new socket by then).
+        writeLock.withLock { channel.close() }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
         exitLock.withLock {

@@ -1,4 +1,5 @@
 import CeleryProtocol
+import FnHostAMQP
 import FnHostCore
 import FnHostSecurity
 
@@ -42,7 +43,7 @@ extension Serve {
     /// `broker_transport_options` as the host runs them: on Redis, kombu's `visibility_timeout`
     /// and fnhost's `fnhost_lease_timeout` (defaults included); nothing on RabbitMQ.
     static func transportOptions(broker: String, visibilityTimeout: Double?, leaseTimeout: Double?) -> JSONObject {
-        guard broker.hasPrefix("redis://") || broker.hasPrefix("rediss://") else { return [:] }
+        guard !AMQPURL.isAMQP(broker) else { return [:] }  // the broker `Transports.make` picks
         func seconds(_ value: Double) -> JSON { value == value.rounded() && abs(value) < 1e15 ? .int(Int64(value)) : .double(value) }
         var options: JSONObject = [:]
         if let visibilityTimeout { options["visibility_timeout"] = seconds(visibilityTimeout) }
