@@ -25,17 +25,18 @@ import Testing
         let cache = "\(root)/cache/nested"
 
         try write("version one", to: source)
-        let first = try PrivateCopy.make(of: source, in: cache)
+        let store = PrivateCopyStore(directory: cache)
+        let first = try store.make(of: source)
         #expect(first == "\(cache)/\(PrivateCopy.sha256Hex(Array("version one".utf8)))-libdemo.so")
         #expect(try read(first) == "version one")
         // Same content: same path, and the existing copy is not rewritten (same inode).
         let inode = try #require(try FileManager.default.attributesOfItem(atPath: first)[.systemFileNumber] as? NSNumber)
-        #expect(try PrivateCopy.make(of: source, in: cache) == first)
+        #expect(try store.make(of: source) == first)
         #expect(try FileManager.default.attributesOfItem(atPath: first)[.systemFileNumber] as? NSNumber == inode)
 
         // Changed content: a new path; the first copy is untouched.
         try write("version two", to: source)
-        let second = try PrivateCopy.make(of: source, in: cache)
+        let second = try store.make(of: source)
         #expect(second != first)
         #expect(try read(second) == "version two")
         #expect(try read(first) == "version one")
@@ -43,14 +44,14 @@ import Testing
         // The original may go away; the copies stay.
         try FileManager.default.removeItem(atPath: source)
         #expect(try read(second) == "version two")
-        #expect(throws: PrivateCopy.Error.self) { try PrivateCopy.make(of: source, in: cache) }
+        #expect(throws: PrivateCopy.Error.self) { try store.make(of: source) }
     }
 
     @Test func cacheDirectoryIsPrivate() throws {
         let root = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try write("x", to: "\(root)/libx.so")
-        _ = try PrivateCopy.make(of: "\(root)/libx.so", in: "\(root)/cache")
+        _ = try PrivateCopyStore(directory: "\(root)/cache").make(of: "\(root)/libx.so")
         let attributes = try FileManager.default.attributesOfItem(atPath: "\(root)/cache")
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o700)
     }

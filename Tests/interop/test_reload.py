@@ -2,9 +2,11 @@
 `fnhost serve` runs is probed first and served as a new generation of worker processes; a
 broken build leaves the old one serving; nothing is lost or run twice because of a reload."""
 
+import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -275,3 +277,48 @@ def test_reload_failures_and_functions_loaded_show_in_metrics(serve, functions, 
     (functions / "libversion.so").unlink()
     host.wait_for_log(r"reload: libversion\.so was removed", RELOAD_TIMEOUT)
     wait_until(lambda: sample("fnhost_functions_loaded") == loaded - 3, 10, "the removed plugin's functions to leave the gauge")
+
+
+# ------------------------------------------------------------------------------------------------
+# Private copies: removed once no worker process may start from them, never under a host
+
+
+def copies_of(state, plugin: str) -> list[str]:
+    return sorted(n for n in os.listdir(state / "plugins") if n.endswith(f"-{plugin}"))
+
+
+def copy_name(build, plugin: str) -> str:
+    return f"{hashlib.sha256(build.read_bytes()).hexdigest()}-{plugin}"
+
+
+def test_old_generations_copies_are_removed_once_drained(serve, functions, version_build, celery_app, tmp_path):
+    state = tmp_path / "state"
+    host = serve(functions, "--state-dir", state)
+    assert copies_of(state, "libversion.so") == [copy_name(version_build(1), "libversion.so")]
+    for i, version in enumerate((2, 3, 4)):
+        install(version_build(version), functions / "libversion.so")
+        wait_for_reloads(host, i + 1)
+        assert get(celery_app, "version.get") == version
+    wait_until(lambda: copies_of(state, "libversion.so") == [copy_name(version_build(4), "libversion.so")], RELOAD_TIMEOUT,
+               f"only the serving generation's copy to be left: {copies_of(state, 'libversion.so')}\n{host.log}")
+    host.wait_for_log(r"removed \d+ private plugin copies no worker process uses")
+    assert get(celery_app, "version.get") == 4
+
+
+def test_a_host_never_removes_the_copies_another_host_uses(serve, functions, make_functions, version_build, celery_app, tmp_path):
+    state = tmp_path / "state"
+    # Every task in a new worker process: each one starts from the private copy again.
+    first = serve(functions, "--state-dir", state, "--max-tasks-per-child", "1")
+    assert get(celery_app, "version.get") == 1
+    # A second host on the same state directory, serving another directory: it collects at
+    # start and after each reload, and must leave the first host's copies alone.
+    second = serve(make_functions("crash", examples=False), "--state-dir", state, "-l", "debug")
+    second.proc.send_signal(signal.SIGHUP)
+    second.wait_for_log(r"reload: nothing changed", RELOAD_TIMEOUT)
+    assert copies_of(state, "libversion.so") == [copy_name(version_build(1), "libversion.so")]
+    assert [get(celery_app, "version.get") for _ in range(3)] == [1, 1, 1]
+    # Once the first host has gone, its copies are the second's to remove.
+    assert first.terminate() == 0, first.describe()
+    second.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: copies_of(state, "libversion.so") == [], RELOAD_TIMEOUT, f"the first host's copies to go\n{second.log}")
+    assert len(copies_of(state, "libcrash.so")) == 1

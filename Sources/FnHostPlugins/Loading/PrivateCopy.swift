@@ -6,7 +6,7 @@ import Glibc
 /// user may overwrite, `cp` over or delete the file in `functions/` at any time, and a loaded
 /// image is never modified in place. Identical content maps to the same path.
 ///
-/// Worker processes only read (`read`); the host writes the copies (`make`, `store`, in
+/// Worker processes only read (`read`); the host writes the copies (`PrivateCopyStore`, in
 /// FnHostPool), so workers link neither OpenSSL nor anything else they do not use.
 public enum PrivateCopy {
     /// Why the copy failed.

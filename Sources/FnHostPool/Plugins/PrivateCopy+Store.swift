@@ -6,18 +6,11 @@ import Glibc
 #endif
 
 /// The host's half of `PrivateCopy`: writing the content-addressed copies worker processes load.
+/// `PrivateCopyStore` is the way in: it claims each copy it writes.
 extension PrivateCopy {
-    /// Reads `source` once, writes `<directory>/<sha256>-<file name>` (write, then rename) unless
-    /// it exists, and returns that path. `directory` is created with mode 0700.
-    public static func make(of source: String, in directory: String) throws(PrivateCopy.Error) -> String {
-        let bytes = try read(source)
-        let name = source.split(separator: "/").last.map(String.init) ?? "plugin.so"
-        return try store(bytes, name: name, in: directory)
-    }
-
     /// Writes `bytes` to `<directory>/<sha256>-<name>` (write, then rename) unless it exists, and
     /// returns that path: the same content always gets the same path.
-    public static func store(_ bytes: [UInt8], name: String, in directory: String) throws(PrivateCopy.Error) -> String {
+    static func store(_ bytes: [UInt8], name: String, in directory: String) throws(PrivateCopy.Error) -> String {
         let digest = sha256Hex(bytes)
         try makeDirectory(directory)
         let target = "\(directory)/\(digest)-\(name)"

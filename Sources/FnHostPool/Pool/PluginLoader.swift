@@ -24,6 +24,8 @@ public struct PluginLoader: Sendable {
     public var trust: PluginTrust
     /// Seconds a probe may take to load its plugin.
     public var probeTimeout: Double
+    /// Where `prepare` writes the private copies, each claimed while in use.
+    public let copies: PrivateCopyStore
 
     public init(functionsDirectory: String, stateDirectory: String, executable: String, logLevel: Int32, threads: Int = 1,
                 trust: PluginTrust = PluginTrust(policy: .enforce), probeTimeout: Double = 20) {
@@ -34,6 +36,7 @@ public struct PluginLoader: Sendable {
         self.threads = threads
         self.trust = trust
         self.probeTimeout = probeTimeout
+        self.copies = PrivateCopyStore(directory: stateDirectory + "/plugins")
     }
 
     /// What a probe found.
@@ -51,19 +54,10 @@ public struct PluginLoader: Sendable {
     /// Plugins (`*.so`) and manifests (`*.fnhost.yml`) of the directory, sorted by name;
     /// hidden files and anything else (such as `*.so.tmp` being written) are ignored.
     public func list() -> [String] {
-        guard let dir = opendir(functionsDirectory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            guard Self.isPluginFile(name) else { continue }
+        directoryNames(functionsDirectory).filter { name in
             var st = stat()
-            guard stat(functionsDirectory + "/" + name, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            names.append(name)
-        }
-        return names.sorted()
+            return Self.isPluginFile(name) && stat(functionsDirectory + "/" + name, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+        }.sorted()
     }
 
     /// Whether a file name is a plugin or a manifest fnhost loads.
@@ -76,9 +70,8 @@ public struct PluginLoader: Sendable {
     public func prepare(_ file: String) -> Result<String, PluginFailure> {
         let path = functionsDirectory + "/" + file
         if let problem = trust.check(file: path) { return .failure(PluginFailure(plugin: file, reason: problem)) }
-        let store = stateDirectory + "/plugins"
         do {
-            guard file.hasSuffix(PluginManifest.suffix) else { return .success(try PrivateCopy.make(of: path, in: store)) }
+            guard file.hasSuffix(PluginManifest.suffix) else { return .success(try copies.make(of: path)) }
             let bytes = try PrivateCopy.read(path)
             guard let text = String(validating: bytes, as: UTF8.self) else {
                 return .failure(PluginFailure(plugin: file, reason: "\(file): not UTF-8 text"))
@@ -89,6 +82,7 @@ public struct PluginLoader: Sendable {
             case .failure(let error): return .failure(PluginFailure(plugin: file, reason: error.description))
             }
             var library = manifest.library
+            var libraryCopy: String?
             if manifest.libraryIsPath {
                 let libraryPath = library.hasPrefix("/") ? library : functionsDirectory + "/" + library
                 guard access(libraryPath, R_OK) == 0 else {
@@ -97,11 +91,12 @@ public struct PluginLoader: Sendable {
                 if let problem = trust.check(file: libraryPath) {
                     return .failure(PluginFailure(plugin: file, reason: "\(file):\(manifest.libraryLine): library \(manifest.library): \(problem)"))
                 }
-                library = try PrivateCopy.make(of: libraryPath, in: store)
+                library = try copies.make(of: libraryPath)
+                libraryCopy = library
             }
             let resolved = ResolvedManifest.encode(manifest, file: file, library: library)
             let name = String(file.dropLast(PluginManifest.suffix.count)) + ResolvedManifest.suffix
-            return .success(try PrivateCopy.store(resolved, name: name, in: store))
+            return .success(try copies.store(resolved, name: name, library: libraryCopy))
         } catch {
             return .failure(PluginFailure(plugin: file, reason: error.description))
         }

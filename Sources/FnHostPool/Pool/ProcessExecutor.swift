@@ -369,6 +369,11 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
     public var processCount: Int { lock.withLock { slots.count } }
 
     /// Processes alive now that loaded `plugin` from `path` (one generation of it).
+    /// The private copies the worker processes alive now were started from.
+    public var pluginPaths: Set<String> {
+        lock.withLock { Set(slots.values.map(\.process.pluginPath)) }
+    }
+
     public func processCount(plugin: String, path: String) -> Int {
         lock.withLock { slots.values.filter { $0.process.plugin == plugin && $0.process.pluginPath == path }.count }
     }

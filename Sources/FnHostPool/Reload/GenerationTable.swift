@@ -38,6 +38,11 @@ public final class GenerationTable: @unchecked Sendable {
         lock.withLock { entries[plugin] = (loader.launchSpec(plugin: plugin, path: path), false) }
     }
 
+    /// The private copies new worker processes may start from (removed plugins' included).
+    public var paths: Set<String> {
+        lock.withLock { Set(entries.values.map(\.spec.pluginPath)) }
+    }
+
     /// `plugin` is no longer served.
     public func remove(_ plugin: String) {
         lock.withLock { entries[plugin]?.removed = true }

@@ -95,6 +95,7 @@ public final class PluginReloader: @unchecked Sendable {
     public var status: [ReloadStateMachine.PluginStatus] { lock.withLock { machine.status } }
 
     private func run() {
+        collectCopies()  // what earlier hosts, and `fnhost list` or `call`, left behind
         while true {
             let start: Bool = lock.withLock {
                 while !stopped {
@@ -111,23 +112,39 @@ public final class PluginReloader: @unchecked Sendable {
                 lock.withLock { machine.reloadFinished(now: monotonicNow()) }
                 report(status)
             }
-            checkDraining()
+            if checkDraining() || start { collectCopies() }
         }
     }
 
-    private func checkDraining() {
+    /// Releases the private copies no worker process may start from any more (not a serving
+    /// generation's, nor a live process's), and removes every copy no process claims, this
+    /// host's or another's of the same state directory.
+    private func collectCopies() {
+        loader.copies.keepClaims(only: table.paths.union(executor.pluginPaths))
+        let removed = loader.copies.collect()
+        if !removed.isEmpty {
+            logger.info("removed \(removed.count) private plugin copies no worker process uses from \(loader.copies.directory)")
+        }
+    }
+
+    /// Whether a draining generation has drained.
+    private func checkDraining() -> Bool {
+        var drained = false
         let draining = lock.withLock { machine.drainingGenerations }
         for g in draining {
             let count = executor.processCount(plugin: g.plugin, path: g.path)
             let actions = lock.withLock { machine.drainChecked(g, processes: count, now: monotonicNow()) }
             for action in actions {
                 switch action {
-                case .drained(let g): logger.info("reload: \(g) has drained: its worker processes have exited")
+                case .drained(let g):
+                    logger.info("reload: \(g) has drained: its worker processes have exited")
+                    drained = true
                 case .overdue(let g, let seconds): logger.warning("reload: \(g) is still draining after \(Int(seconds))s (\(count) worker process(es) still running tasks)")
                 default: break
                 }
             }
         }
+        return drained
     }
 
     /// One reload: scan, probe what changed, assemble the registry, switch generations.
