@@ -234,6 +234,12 @@ def queued_task_ids(broker, queue: str) -> list[str]:
     return [json.loads(raw)["headers"]["id"] for raw in broker.lrange(queue, 0, -1)]
 
 
+def resident_kb(pid: int) -> int:
+    """A process's resident memory (VmRSS), in KB."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
 def task_meta(backend, task_id: str) -> dict | None:
     """The raw `celery-task-meta-<id>` document, or None when there is no such key."""
     raw = backend.get(f"celery-task-meta-{task_id}")

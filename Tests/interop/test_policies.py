@@ -2,13 +2,14 @@
 the producer's `timelimit` header, [hard, soft]), FNHOST_RETRY up to max_retries, and autoretry
 with exponential backoff. A durable ETA store and the dead-letter queue are the policy issue's."""
 
+import json
 import time
 
 import pytest
 from billiard.exceptions import TimeLimitExceeded
 from celery.exceptions import MaxRetriesExceededError
 
-from helpers import RESULT_TIMEOUT, ack_bookkeeping_is_empty, wait_until
+from helpers import RESULT_TIMEOUT, ack_bookkeeping_is_empty, park_envelope, resident_kb, wait_until
 
 
 @pytest.fixture
@@ -24,6 +25,27 @@ def test_hard_time_limit_kills_the_worker_and_fails_with_time_limit_exceeded(hos
     assert "hard time limit" in host.log
     assert celery_app.send_task("math.add", args=[1, 2], queue="math.add").get(timeout=RESULT_TIMEOUT) == 3
     wait_until(lambda: ack_bookkeeping_is_empty(redis_dbs.broker), 10, "unacked to be empty")
+
+
+def test_a_time_limit_holds_nothing_once_its_task_has_ended(serve, make_functions, celery_app, redis_dbs, tmp_path):
+    """A task's hard time limit is kept with the running task, not as a timer that outlives it:
+    a timer per task held ~500 bytes for `time_limit` seconds, 50 MB after 100,000 quick tasks
+    with `time_limit: 600` (10 MB after the 20,000 here)."""
+    config = tmp_path / "fnhost.yml"
+    config.write_text("tasks:\n  math.add: { time_limit: 600 }\n")
+    host = serve(make_functions(), "-c", "2", "--config", config)
+    envelope = json.dumps(park_envelope(celery_app, redis_dbs.broker, "math.add", args=[1, 2]))
+    assert celery_app.send_task("math.add", args=[1, 1], queue="math.add").get(timeout=RESULT_TIMEOUT) == 2
+    before = resident_kb(host.pid)
+    for _ in range(4):
+        pipe = redis_dbs.broker.pipeline(transaction=False)
+        for _ in range(5000):
+            pipe.lpush("math.add", envelope)
+        pipe.execute()
+        wait_until(lambda: redis_dbs.broker.llen("math.add") == 0, 120, "the queue to drain")
+    wait_until(lambda: ack_bookkeeping_is_empty(redis_dbs.broker), 30, "every delivery to be acknowledged")
+    grown = resident_kb(host.pid) - before
+    assert grown < 4096, f"the host's resident memory grew by {grown} KB over 20,000 tasks with a time limit"
 
 
 @pytest.mark.all_brokers

@@ -6,7 +6,7 @@ of the worker process that ran them."""
 import os
 import time
 
-from helpers import RESULT_TIMEOUT, clean_env, wait_until
+from helpers import RESULT_TIMEOUT, clean_env, resident_kb, wait_until
 
 
 def call(app, name, *args):
@@ -35,11 +35,6 @@ def test_max_tasks_per_child_replaces_the_process_every_n_tasks(serve, make_func
 def mapped_regions(pid: int) -> int:
     with open(f"/proc/{pid}/maps") as f:
         return sum(1 for _ in f)
-
-
-def resident_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 def test_recycling_does_not_grow_the_host(serve, make_functions, celery_app):

@@ -31,7 +31,13 @@ import Glibc
 /// Threading: `execute` from any thread; process events arrive on each process's reader thread;
 /// with an idle timeout, a reaper thread reviews idle processes until `shutdown`.
 public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
-    typealias RunningTask = (request: TaskRequest, completion: @Sendable (TaskOutcome) -> Void, serial: Int)
+    struct RunningTask {
+        let request: TaskRequest
+        let completion: @Sendable (TaskOutcome) -> Void
+        let serial: Int
+        /// When its hard time limit is reached (monotonic seconds), if it has one.
+        let deadline: Double?
+    }
 
     struct Slot {
         let process: WorkerProcess
@@ -65,7 +71,11 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
     var slots: [pid_t: Slot] = [:]
     private var waiting: [(request: TaskRequest, completion: @Sendable (TaskOutcome) -> Void)] = []
     private var serial = 0
-    private var closed = false
+    var closed = false
+    /// The earliest hard time limit the watcher sleeps until (infinity: none); a task with an
+    /// earlier one wakes it (`ProcessExecutor+TimeLimits`).
+    var timeLimitWake = Double.infinity
+    var timeLimitWatcherStarted = false
     /// Told of every worker process recycled (`.recycled`) or killed/lost (`.killed`), with a
     /// reason (`max_tasks_per_child`, `time_limit`, `terminate`...): metrics. Set before use.
     nonisolated(unsafe) public var lifecycle: (@Sendable (LifecycleEvent) -> Void)?
@@ -123,11 +133,14 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
     /// against the cap until it has exited, so at the cap an idle process of another plugin is
     /// asked to exit first and the task is placed when it has.
     func assign() {
-        var toRun: [(WorkerProcess, TaskRequest, Int)] = []
+        var toRun: [(WorkerProcess, TaskRequest)] = []
         var toStop: [WorkerProcess] = []
         var failed: [(@Sendable (TaskOutcome) -> Void, TaskException)] = []
         lock.withLock {
             guard !closed else { return }
+            let now = monotonicNow()
+            var earliestDeadline = Double.infinity
+            defer { if earliestDeadline < timeLimitWake { wakeTimeLimitWatcher() } }
             var index = 0
             while index < waiting.count {
                 let plugin = waiting[index].request.function.plugin
@@ -139,8 +152,10 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
                 })?.key {
                     let item = waiting.remove(at: index)
                     serial += 1
-                    slots[pid]!.tasks[id] = (item.request, item.completion, serial)
-                    toRun.append((slots[pid]!.process, item.request, serial))
+                    let deadline = item.request.hardTimeLimit.map { now + $0 }
+                    if let deadline { earliestDeadline = min(earliestDeadline, deadline) }
+                    slots[pid]!.tasks[id] = RunningTask(request: item.request, completion: item.completion, serial: serial, deadline: deadline)
+                    toRun.append((slots[pid]!.process, item.request))
                     continue
                 }
                 if slots.count >= processCap {
@@ -167,7 +182,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
             }
         }
         for process in toStop { process.shutdown() }
-        for (process, request, serial) in toRun { start(request, on: process, serial: serial) }
+        for (process, request) in toRun { start(request, on: process) }
         for (completion, exception) in failed { completion(.failure(exception, traceback: nil)) }
     }
 
@@ -180,18 +195,15 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
         for completion in failed { completion(.failure(exception, traceback: nil)) }
     }
 
-    private func start(_ request: TaskRequest, on process: WorkerProcess, serial: Int) {
+    private func start(_ request: TaskRequest, on process: WorkerProcess) {
         let task = Frame.RunTask(taskId: request.id, taskName: request.name, retries: request.message.retries,
                                  softTimeLimit: request.softTimeLimit, body: request.message.body,
                                  memoryLimit: request.function.options.memoryLimit)
-        if let hard = request.hardTimeLimit {
-            startTimer(after: hard) { [weak self] in self?.hardLimitReached(pid: process.pid, serial: serial, seconds: hard) }
-        }
         // A failed send means the process is gone; its `.exited` event settles the task.
         process.run(task)
     }
 
-    private func hardLimitReached(pid: pid_t, serial: Int, seconds: Double) {
+    func hardLimitReached(pid: pid_t, serial: Int, seconds: Double) {
         let process: WorkerProcess? = lock.withLock {
             guard let slot = slots[pid], slot.tasks.values.contains(where: { $0.serial == serial }), slot.timeLimitHit == nil else { return nil }
             slots[pid]!.timeLimitHit = (serial, seconds)
