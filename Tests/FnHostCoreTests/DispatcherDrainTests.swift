@@ -36,36 +36,14 @@ import Testing
         #expect(host.broker.length(of: "work") == 4)
     }
 
-    /// Holds the `succeeded` event: it comes between freeing the task's slot and submitting its
-    /// settlement, the window a warm shutdown's flush must not fall into.
-    final class HeldAtSuccess: TaskObserver, @unchecked Sendable {
-        let gate = Gate()
-        let reached = Gate()
-        func observe(_ event: TaskEvent) {
-            if case .succeeded = event {
-                reached.open()
-                gate.wait()
-            }
-        }
-    }
-
     @Test func notIdleUntilAFinishedTasksSettlementIsSubmitted() throws {
-        let host = try TestHost(functions: ["work": "{}"], concurrency: 1, handlers: ["work": succeed])
-        let held = HeldAtSuccess()
-        host.dispatcher.observer = held
-        host.send(try taskMessage(id: "w-1", task: "work"))
-        host.start()
+        let (host, held) = try TestHost.heldAtSuccess(taskId: "w-1")
         defer { held.gate.open(); host.stop() }
 
-        held.reached.wait()
         // The task no longer runs, but its settlement is not submitted: a flush now would miss it.
-        #expect(host.dispatcher.runningCount == 0)
         #expect(!host.dispatcher.waitUntilIdle(timeout: 0.2))
-        held.gate.open()
-        #expect(host.dispatcher.waitUntilIdle(timeout: 10))
-        #expect(host.outcomes.flush(timeout: 10))
+        #expect(host.settle(held))
         #expect(host.broker.result("w-1")?.status == .success)
-        #expect(host.broker.unackedCount == 0)
     }
 
     @Test func drainAlsoReturnsDeliveriesWaitingForTheirEta() throws {

@@ -1,6 +1,7 @@
 import CeleryProtocol
 import FnHostCore
 import Foundation
+import Testing
 
 /// A closed door tasks wait behind until the test opens it.
 final class Gate: @unchecked Sendable {
@@ -85,6 +86,19 @@ final class RecordingBroker: Broker, @unchecked Sendable {
 
 /// A dispatcher wired to an in-memory broker and backend, an outcome handler, a consumer and
 /// an inline executor, as the host wires them.
+/// Holds the `succeeded` event: it comes between freeing the task's slot and submitting its
+/// settlement, the window a warm shutdown's flush and a visibility sweep must not fall into.
+final class HeldAtSuccess: TaskObserver, @unchecked Sendable {
+    let gate = Gate()
+    let reached = Gate()
+    func observe(_ event: TaskEvent) {
+        if case .succeeded = event {
+            reached.open()
+            gate.wait()
+        }
+    }
+}
+
 final class TestHost: @unchecked Sendable {
     let broker = InMemoryBroker()
     let recorder: RecordingBroker
@@ -110,6 +124,26 @@ final class TestHost: @unchecked Sendable {
     func start() {
         outcomes.start()
         consumer.start()
+    }
+
+    /// A started host of one function, `work`, whose one task `taskId` has succeeded and is
+    /// held there: no longer running, its settlement not submitted until `held.gate` opens.
+    static func heldAtSuccess(taskId: String) throws -> (host: TestHost, held: HeldAtSuccess) {
+        let host = try TestHost(functions: ["work": "{}"], concurrency: 1, handlers: ["work": succeed])
+        let held = HeldAtSuccess()
+        host.dispatcher.observer = held
+        host.send(try taskMessage(id: taskId, task: "work"))
+        host.start()
+        held.reached.wait()
+        #expect(host.dispatcher.runningCount == 0)
+        return (host, held)
+    }
+
+    /// Lets the held task's settlement through; whether it was then carried out (idle, flushed,
+    /// nothing unacknowledged) within 10 s.
+    func settle(_ held: HeldAtSuccess) -> Bool {
+        held.gate.open()
+        return dispatcher.waitUntilIdle(timeout: 10) && outcomes.flush(timeout: 10) && broker.unackedCount == 0
     }
 
     /// Stops fetching, gives back what has not started, lets running tasks end, carries out every settlement, stops.

@@ -27,20 +27,11 @@ final class GatedBackend: ResultBackend, @unchecked Sendable {
 /// it back then would have it redelivered although it succeeded).
 @Suite struct DispatcherHeldTagsTests {
     @Test func aFinishedTasksDeliveryIsHeldUntilItsSettlementIsSubmitted() throws {
-        let host = try TestHost(functions: ["work": "{}"], concurrency: 1, handlers: ["work": succeed])
-        let held = DispatcherDrainTests.HeldAtSuccess()
-        host.dispatcher.observer = held
-        host.send(try taskMessage(id: "h-1", task: "work"))
-        host.start()
+        let (host, held) = try TestHost.heldAtSuccess(taskId: "h-1")
         defer { held.gate.open(); host.stop() }
 
-        held.reached.wait()
-        #expect(host.dispatcher.runningCount == 0)
         #expect(host.dispatcher.heldTags().count == 1)
-        held.gate.open()
-        #expect(host.dispatcher.waitUntilIdle(timeout: 10))
-        #expect(host.outcomes.flush(timeout: 10))
-        #expect(host.broker.unackedCount == 0)
+        #expect(host.settle(held))
         #expect(host.dispatcher.heldTags().isEmpty)
     }
 
