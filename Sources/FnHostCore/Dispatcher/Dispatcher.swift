@@ -176,6 +176,9 @@ public final class Dispatcher: @unchecked Sendable {
         if !giveBack.isEmpty { logger.info("gave \(giveBack.count) deliveries of functions no longer served back to their queues") }
         for delivery in giveBack { outcomes.submit(Settlement(delivery: delivery, disposition: .requeue)) }
         pump()
+        // A fetch waiting on the old queues (a Redis doorbell wait, up to the poll timeout) is
+        // cut short, so a new plugin's queues are fetched from at once.
+        onQueueRoomFreed?()
         return queues
     }
 
@@ -202,9 +205,10 @@ public final class Dispatcher: @unchecked Sendable {
     /// Receives every task event (metrics, Celery events). Set it before the consumer starts.
     nonisolated(unsafe) public var observer: (any TaskObserver)?
 
-    /// Called when a function that held all its prefetch window frees a place: its queue was
-    /// left out of the fetch plan, so a fetch waiting on the other queues should plan again
-    /// (the consumer sets it to `Broker.fetchPlanWidened`). Set it before the consumer starts.
+    /// Called when a function that held all its prefetch window frees a place (its queue was
+    /// left out of the fetch plan), and after a reload replaced the registry (its queues may be
+    /// new): a fetch waiting on the other queues should plan again (the consumer sets it to
+    /// `Broker.fetchPlanWidened`). Set it before the consumer starts.
     nonisolated(unsafe) public var onQueueRoomFreed: (@Sendable () -> Void)?
 
     private func limit(of function: String) -> Int {
