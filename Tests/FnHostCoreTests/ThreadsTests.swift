@@ -8,14 +8,6 @@ import Glibc
 /// `startThread` / `startDetachedThread`: a joinable thread is joined once however many stop
 /// paths join it; a detached thread gives its stack back when it ends; both carry their name.
 @Suite struct ThreadsTests {
-    /// A one-shot latch for the tests' threads.
-    final class Latch: @unchecked Sendable {
-        private let lock = ConditionLock()
-        private var isOpen = false
-        func open() { lock.withLock { isOpen = true; lock.broadcast() } }
-        func wait() { lock.withLock { while !isOpen { lock.wait() } } }
-    }
-
     private static func mappedRegions() -> Int {
         guard let f = fopen("/proc/self/maps", "r") else { return -1 }
         defer { fclose(f) }
@@ -36,8 +28,8 @@ import Glibc
     }
 
     @Test func everyJoinReturnsOnceTheThreadHasEndedFromAnyNumberOfCallers() {
-        let gate = Latch()
-        let ended = Latch()
+        let gate = Gate()
+        let ended = Gate()
         let worker = startThread(name: "test-worker") {
             gate.wait()
             ended.open()
@@ -54,8 +46,8 @@ import Glibc
     @Test func aThreadJoiningItselfReturnsAndIsStillJoinedFromOutside() {
         final class Box: @unchecked Sendable { var thread: JoinableThread? }
         let box = Box()
-        let started = Latch()
-        let selfJoined = Latch()
+        let started = Gate()
+        let selfJoined = Gate()
         let t = startThread(name: "test-self") {
             started.wait()
             box.thread?.join()  // on its own thread: returns instead of deadlocking
@@ -80,7 +72,7 @@ import Glibc
     }
 
     private func runDetached() {
-        let done = Latch()
+        let done = Gate()
         startDetachedThread(name: "test-detached") { done.open() }
         done.wait()
     }
@@ -89,7 +81,7 @@ import Glibc
         final class Names: @unchecked Sendable { var joinable = ""; var detached = "" }
         let names = Names()
         startThread(name: "fnhost-consumer") { names.joinable = Self.ownName() }.join()
-        let done = Latch()
+        let done = Gate()
         startDetachedThread(name: "fnhost-amqp-heartbeat") {
             names.detached = Self.ownName()
             done.open()

@@ -138,7 +138,6 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
         var failed: [(@Sendable (TaskOutcome) -> Void, TaskException)] = []
         lock.withLock {
             guard !closed else { return }
-            let now = monotonicNow()
             var earliestDeadline = Double.infinity
             defer { if earliestDeadline < timeLimitWake { wakeTimeLimitWatcher() } }
             var index = 0
@@ -152,7 +151,7 @@ public final class ProcessExecutor: TaskExecutor, @unchecked Sendable {
                 })?.key {
                     let item = waiting.remove(at: index)
                     serial += 1
-                    let deadline = item.request.hardTimeLimit.map { now + $0 }
+                    let deadline = item.request.hardTimeLimit.map { monotonicNow() + $0 }  // no clock read without a limit
                     if let deadline { earliestDeadline = min(earliestDeadline, deadline) }
                     slots[pid]!.tasks[id] = RunningTask(request: item.request, completion: item.completion, serial: serial, deadline: deadline)
                     toRun.append((slots[pid]!.process, item.request))
