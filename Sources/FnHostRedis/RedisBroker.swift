@@ -141,10 +141,10 @@ public final class RedisBroker: Broker, @unchecked Sendable {
         guard case .array(let pair) = try consumer.command(brpop), pair.count == 2,
             let keyBytes = pair[0].bytes, let payload = pair[1].bytes
         else { return [] }
-        let (delivery, envelope) = makeDelivery(key: String(decoding: keyBytes, as: UTF8.self), payload: payload)
+        let (delivery, decoded) = makeDelivery(key: String(decoding: keyBytes, as: UTF8.self), payload: payload)
         if !delivery.tag.isEmpty {
-            let exchange = envelope?.exchange ?? ""
-            let routingKey = envelope?.routingKey ?? delivery.queue
+            let exchange = decoded?.exchange ?? ""
+            let routingKey = decoded?.routingKey ?? delivery.queue
             var entry: [UInt8] = [UInt8(ascii: "[")]
             entry += payload
             entry.append(UInt8(ascii: ","))
@@ -197,16 +197,16 @@ public final class RedisBroker: Broker, @unchecked Sendable {
         return (keys, keyQueueIndex, listKeys)
     }
 
-    /// The delivery of a popped message, and its envelope when it parsed (decoded once).
-    /// `recordedTag`: the tag the fetch script recorded in `unacked` ("" for none).
-    private func makeDelivery(key: String, payload: [UInt8], recordedTag: String = "") -> (delivery: Delivery, envelope: RedisEnvelope?) {
+    /// The delivery of a popped message, and what its envelope says (`nil` when it was too large
+    /// to read). `recordedTag`: the tag the fetch script recorded in `unacked` ("" for none).
+    private func makeDelivery(key: String, payload: [UInt8], recordedTag: String = "") -> (delivery: Delivery, decoded: RedisEnvelope.Decoded?) {
         if let problem = limits.sizeProblem(payload.count) {
             return (Delivery(queue: Self.queue(ofKey: key), tag: recordedTag, source: key, payload: payload, message: .failure(problem)), nil)
         }
-        let (envelope, message) = RedisEnvelope.decodeTask(payload)
-        let tag = envelope?.deliveryTag ?? recordedTag
-        let delivery = Delivery(queue: Self.queue(ofKey: key), tag: tag, source: key, payload: payload, message: message)
-        return (delivery, envelope)
+        let decoded = RedisEnvelope.decodeDelivery(payload)
+        let tag = decoded.deliveryTag ?? recordedTag
+        let delivery = Delivery(queue: Self.queue(ofKey: key), tag: tag, source: key, payload: payload, message: decoded.message)
+        return (delivery, decoded)
     }
 
     public func ack(_ deliveries: [Delivery]) throws {

@@ -127,6 +127,25 @@ import Testing
         let object = try #require(try JSONParser.parse("{" + members.joined(separator: ", ") + "}").objectValue)
         #expect(object.count == keys)
     }
+
+    /// Strings are scanned eight bytes at a time up to the first byte that needs a look: a byte
+    /// of each kind, at every offset around the word boundaries, is still seen.
+    @Test func everyByteThatEndsThePlainScanIsSeenAtEveryOffset() throws {
+        for length in 0..<40 {
+            for at in 0...length {
+                let before = String(repeating: "a", count: at), after = String(repeating: "b", count: length - at)
+                #expect(try JSONParser.parse("\"\(before)\"") == .string(before))
+                #expect(try JSONParser.parse("\"\(before)\\n\(after)\"") == .string(before + "\n" + after))
+                #expect(try JSONParser.parse("\"\(before)\u{e9}\(after)\"") == .string(before + "\u{e9}" + after))
+                #expect(try JSONParser.parse("\"\(before)~\u{7f}\(after)\"") == .string(before + "~\u{7f}" + after))
+                #expect(throws: JSONParser.Error.self) { try JSONParser.parse("\"\(before)\u{1f}\(after)\"") }
+                #expect(throws: JSONParser.Error.self) { try JSONParser.parse(Array("\"\(before)".utf8) + [0xFF] + Array("\(after)\"".utf8)) }
+                #expect(throws: JSONParser.Error.self) { try JSONParser.parse("\"\(before)\(after)") }
+                // The closing quote at every offset, then more data: an error at that data.
+                #expect(throws: JSONParser.Error.self) { try JSONParser.parse("\"\(before)\"\(after)\"") }
+            }
+        }
+    }
 }
 
 /// `n` as two digits.

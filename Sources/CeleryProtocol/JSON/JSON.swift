@@ -81,8 +81,10 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
         get {
             // Lengths first: a key of another length is passed over without comparing its text.
             let length = key.utf8.count
-            for entry in entries where entry.key.utf8.count == length && entry.key == key { return entry.value }
-            return nil
+            return entries.withUnsafeBufferPointer { entries in
+                for i in entries.indices where entries[i].key.utf8.count == length && entries[i].key == key { return entries[i].value }
+                return nil
+            }
         }
         set {
             let length = key.utf8.count

@@ -158,9 +158,16 @@ public struct JSONParser {
                 // Envelopes and headers (19 keys in protocol 2) are small objects: comparing keys
                 // pairwise, lengths first, costs less than hashing every one of them (this runs
                 // for every object of every message).
-                let lengths = entries.map { $0.key.utf8.count }
-                search: for i in 1..<entries.count {
-                    for j in 0..<i where lengths[j] == lengths[i] && entries[j].key == entries[i].key { duplicated = true; break search }
+                // The lengths sit in scratch memory on the stack, not in an array of their own.
+                duplicated = entries.withUnsafeBufferPointer { entries in
+                    withUnsafeTemporaryAllocation(of: Int.self, capacity: entries.count) { lengths in
+                        for i in entries.indices {
+                            let length = entries[i].key.utf8.count
+                            lengths[i] = length
+                            for j in 0..<i where lengths[j] == length && entries[j].key == entries[i].key { return true }
+                        }
+                        return false
+                    }
                 }
             } else {
                 var seen = Set<String>(minimumCapacity: entries.count)
@@ -241,12 +248,32 @@ public struct JSONParser {
             return value
         }
 
+        /// Moves past whole 8-byte words of printable ASCII other than `"` and `\`, stopping at
+        /// the first word that holds another byte, or where fewer than 8 bytes are left. A
+        /// string's bytes are looked at one by one only from there.
+        @inline(__always)
+        mutating func skipPlainASCII() {
+            guard let base = bytes.baseAddress else { return }
+            let raw = UnsafeRawPointer(base)
+            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+            while index &+ 8 <= bytes.count {
+                let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                let quotes = word ^ (ones &* 0x22), backslashes = word ^ (ones &* 0x5C)
+                // A zero byte in `quotes` / `backslashes`, a byte below 0x20, a byte from 0x80:
+                // each test is exact about whether the word has one (the usual SWAR tests).
+                let special = ((quotes &- ones) & ~quotes) | ((backslashes &- ones) & ~backslashes) | ((word &- ones &* 0x20) & ~word) | word
+                if special & highs != 0 { return }
+                index &+= 8
+            }
+        }
+
         mutating func parseString() throws(Error) -> String {
             index += 1
             let start = index
             // Fast path: no escapes, plain UTF-8 up to the closing quote; all-ASCII text (the
             // usual case) needs no UTF-8 validation.
             var high: UInt8 = 0
+            skipPlainASCII()
             while index < bytes.count {
                 let c = bytes[index]
                 if c == UInt8(ascii: "\"") {

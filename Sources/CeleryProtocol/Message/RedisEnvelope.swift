@@ -40,29 +40,38 @@ public struct RedisEnvelope: Sendable {
 
     /// The task message inside: validates headers, decodes the body from its `body_encoding`.
     public func taskMessage() throws(MessageDecodingError) -> TaskMessage {
-        guard case .object(let headers)? = document["headers"] else {
+        try Self.taskMessage(
+            headers: document["headers"], contentType: document["content-type"], contentEncoding: document["content-encoding"],
+            properties: document["properties"], body: document["body"]?.stringValue?.utf8)
+    }
+
+    /// The task message of an envelope's members (`body`: the text of a string body, `nil` when
+    /// there is none). Both decoding paths build it here, so they refuse a message alike.
+    static func taskMessage<Body: Collection<UInt8>>(
+        headers: JSON?, contentType: JSON?, contentEncoding: JSON?, properties: JSON?, body: Body?
+    ) throws(MessageDecodingError) -> TaskMessage {
+        guard case .object(let headers)? = headers else {
             throw MessageDecodingError(.malformedHeaders, "the envelope has no headers object (protocol 1 messages are not supported)")
         }
-        let properties = document["properties"]
         var message = try TaskMessage(
             headers: headers,
-            contentType: document["content-type"]?.stringValue ?? "",
-            contentEncoding: document["content-encoding"]?.stringValue ?? "",
+            contentType: contentType?.stringValue ?? "",
+            contentEncoding: contentEncoding?.stringValue ?? "",
             body: [],
             correlationId: properties?["correlation_id"]?.stringValue,
             replyTo: properties?["reply_to"]?.stringValue,
             priority: Int(properties?["priority"]?.intValue ?? 0))
-        guard case .string(let body)? = document["body"] else {
+        guard let body else {
             throw MessageDecodingError(.undecodableBody, "the envelope has no string body", taskId: message.id, taskName: message.task)
         }
         switch properties?["body_encoding"] {
         case .string("base64")?:
-            guard let decoded = Base64.decode(body.utf8) else {
+            guard let decoded = Base64.decode(body) else {
                 throw MessageDecodingError(.undecodableBody, "the body is not valid base64", taskId: message.id, taskName: message.task)
             }
             message.body = decoded
         case nil, .null?, .string("utf-8")?:
-            message.body = Array(body.utf8)
+            message.body = Array(body)
         case let other?:
             throw MessageDecodingError(
                 .undecodableBody, "unsupported body_encoding \(JSONWriter.string(other).prefix(40))", taskId: message.id, taskName: message.task)

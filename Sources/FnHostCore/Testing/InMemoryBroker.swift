@@ -42,7 +42,7 @@ public final class InMemoryBroker: Broker, ResultBackend, @unchecked Sendable {
                         nextTag += 1
                         let tag = "tag-\(nextTag)"
                         let message: Result<TaskMessage, MessageDecodingError>
-                        message = RedisEnvelope.decodeTask(payload).message
+                        message = RedisEnvelope.decodeDelivery(payload).message
                         let delivery = Delivery(queue: entry.queue, tag: tag, source: entry.queue, payload: payload, message: message)
                         unacked[tag] = delivery
                         out.append(delivery)
