@@ -109,7 +109,9 @@ public struct TaskMessage: Sendable {
         case let other?: throw bad("header 'ignore_result' must be a boolean or null, not \(other.typeName)")
         }
         // Not read by fnhost, but shown by `inspect` and events: the types Celery sends, or nothing.
-        for key in ["argsrepr", "kwargsrepr", "origin"] { _ = try optionalString(key) }
+        _ = try optionalString("argsrepr")
+        _ = try optionalString("kwargsrepr")
+        _ = try optionalString("origin")
         self.rootId = try optionalString("root_id")
         self.parentId = try optionalString("parent_id")
         self.group = try optionalString("group")

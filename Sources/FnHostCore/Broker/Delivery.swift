@@ -4,7 +4,11 @@ import CeleryProtocol
 ///
 /// Until it is acknowledged, a delivery is the broker's to redeliver if fnhost dies: on Redis
 /// it sits in `unacked`, on AMQP it is an unacked delivery of the channel.
-public struct Delivery: Sendable {
+///
+/// Immutable. A class, so that handing one on (consumer, dispatcher, request, settlement,
+/// outcome thread) shares it instead of copying its strings and its decoded message member by
+/// member each time.
+public final class Delivery: Sendable {
     /// The queue it was consumed from.
     public let queue: String
     /// The broker's ack handle (Redis: the publisher's `delivery_tag`).

@@ -494,7 +494,7 @@ public final class Dispatcher: @unchecked Sendable {
                 progressed = false
                 for name in functionOrder {
                     guard totalRunning < configuration.concurrency else { break }
-                    guard var queue = reserved[name], !queue.isEmpty, (running[name] ?? 0) < limit(of: name) else { continue }
+                    guard let waiting = reserved[name]?.count, waiting > 0, (running[name] ?? 0) < limit(of: name) else { continue }
                     if var bucket = buckets[name] {
                         let wait = bucket.take(now: now)
                         buckets[name] = bucket
@@ -503,10 +503,11 @@ public final class Dispatcher: @unchecked Sendable {
                             continue
                         }
                     }
-                    let request = queue.removeFirst()
+                    // Taken from the stored array in place: a copy of it (`var queue = reserved[name]`)
+                    // would have copied every request still waiting, on every start.
+                    let request = reserved[name]!.removeFirst()
                     runningRequests[request.delivery.tag] = (request, now)
                     starts.append(request)
-                    reserved[name] = queue
                     running[name, default: 0] += 1
                     totalRunning += 1
                     progressed = true
