@@ -267,6 +267,24 @@ public struct JSONParser {
             }
         }
 
+        /// At a string without escapes whose bytes are all printable ASCII: moves past it and returns
+        /// the range of its text. Anything else returns `nil` (the cursor is then of no further use).
+        mutating func plainASCIIString() -> Range<Int>? {
+            guard next() == UInt8(ascii: "\"") else { return nil }
+            let start = index
+            skipPlainASCII()
+            while index < bytes.count {
+                let c = bytes[index]
+                if c == UInt8(ascii: "\"") {
+                    index += 1
+                    return start..<(index - 1)
+                }
+                guard c >= 0x20, c < 0x80, c != UInt8(ascii: "\\") else { return nil }
+                index += 1
+            }
+            return nil
+        }
+
         mutating func parseString() throws(Error) -> String {
             index += 1
             let start = index

@@ -14,7 +14,7 @@ extension RedisEnvelope {
     /// building the envelope's own JSON tree: the top level is read in place, its `body` is taken
     /// as bytes, and only `headers` and `properties` become JSON values. This runs once per
     /// message; `decodeTask` stays the reference, and any envelope this reader does not take in
-    /// one pass (an escaped or repeated key, a body that is not a plain ASCII string, an error)
+    /// one pass (an escaped member name, a body that is not a plain ASCII string, an error)
     /// is decoded by it instead.
     public static func decodeDelivery(_ bytes: [UInt8]) -> Decoded {
         if let members = bytes.withUnsafeBufferPointer({ Members.read($0) }) {
@@ -27,10 +27,11 @@ extension RedisEnvelope {
             } catch {
                 message = .failure(error)
             }
+            let info = properties?["delivery_info"]
             return Decoded(
                 deliveryTag: properties?["delivery_tag"]?.stringValue,
-                exchange: properties?["delivery_info"]?["exchange"]?.stringValue ?? "",
-                routingKey: properties?["delivery_info"]?["routing_key"]?.stringValue ?? "",
+                exchange: info?["exchange"]?.stringValue ?? "",
+                routingKey: info?["routing_key"]?.stringValue ?? "",
                 message: message)
         }
         let (envelope, message) = decodeTask(bytes)
@@ -47,8 +48,8 @@ extension RedisEnvelope {
         var contentType: JSON?
         var contentEncoding: JSON?
 
-        private enum Key: UInt8 {
-            case body = 1, headers = 2, properties = 4, contentType = 8, contentEncoding = 16
+        private enum Key {
+            case body, headers, properties, contentType, contentEncoding
         }
 
         /// The members of a well-formed envelope in the usual shape, or `nil` for anything else
@@ -56,7 +57,6 @@ extension RedisEnvelope {
         static func read(_ buffer: UnsafeBufferPointer<UInt8>) -> Members? {
             var cursor = JSONParser.Cursor(bytes: buffer, maxDepth: JSONParser.defaultMaxDepth)
             var members = Members()
-            var seen: UInt8 = 0
             cursor.skipSpace()
             guard cursor.next() == UInt8(ascii: "{") else { return nil }
             while true {
@@ -65,12 +65,8 @@ extension RedisEnvelope {
                 cursor.skipSpace()
                 guard cursor.next() == UInt8(ascii: ":") else { return nil }
                 cursor.skipSpace()
+                // A repeated member overwrites the one before: the last wins, as in `JSONParser`.
                 let key = Self.key(UnsafeBufferPointer(rebasing: buffer[keyRange]))
-                if let key {
-                    // A repeated member: `JSONParser` keeps the last value; leave that to it.
-                    guard seen & key.rawValue == 0 else { return nil }
-                    seen |= key.rawValue
-                }
                 if key == .body {
                     guard let range = cursor.plainASCIIString() else { return nil }
                     members.body = range
@@ -113,25 +109,5 @@ extension RedisEnvelope {
             for i in 0..<bytes.count where bytes[i] != p[i] { return false }
             return true
         }
-    }
-}
-
-extension JSONParser.Cursor {
-    /// At a string without escapes whose bytes are all printable ASCII: moves past it and returns
-    /// the range of its text. Anything else returns `nil` (the cursor is then of no further use).
-    mutating func plainASCIIString() -> Range<Int>? {
-        guard next() == UInt8(ascii: "\"") else { return nil }
-        let start = index
-        skipPlainASCII()
-        while index < bytes.count {
-            let c = bytes[index]
-            if c == UInt8(ascii: "\"") {
-                index += 1
-                return start..<(index - 1)
-            }
-            guard c >= 0x20, c < 0x80, c != UInt8(ascii: "\\") else { return nil }
-            index += 1
-        }
-        return nil
     }
 }
